@@ -1,0 +1,159 @@
+"""OGBench task registry and environment construction.
+
+Every task scalerl knows is a row of :data:`TASKS`: its OGBench environment id, its family (which decides the
+scripted oracle and the oracle goal representation) and the dataset types it supports. ``make_env`` accepts the
+names researchers use in papers and on the command line::
+
+    puzzle-3x3                      # the goal-conditioned environment
+    puzzle-3x3-play                 # dataset name (the type is ignored for the environment)
+    puzzle-3x3-play-oraclerep       # goals in the oracle representation (button states here)
+    puzzle-3x3-play-oraclerep-v0    # OGBench's spelling, with the version suffix
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+
+# Headless MuJoCo: rendering (videos only) goes through EGL / OSMesa, never a display.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+DATASET_TYPES = ("play", "noisy", "navigate", "stitch", "explore")
+
+
+class ScalerlError(ValueError):
+    """A user-facing error whose message is one line naming the file, field or flag and what was expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """One OGBench task.
+
+    Attributes:
+        name: scalerl's short task name, e.g. ``puzzle-3x3``.
+        env_id: the Gymnasium id registered by ``ogbench``.
+        family: ``pointmaze``, ``cube``, ``puzzle`` or ``scene``.
+        types: dataset types the generator supports for this task.
+        max_episode_steps: evaluation episode length (OGBench's registration).
+    """
+
+    name: str
+    env_id: str
+    family: str
+    types: tuple[str, ...]
+    max_episode_steps: int
+
+
+def _task_table() -> dict[str, TaskSpec]:
+    rows: list[TaskSpec] = []
+    for size in ("medium", "large", "giant", "teleport"):
+        rows.append(TaskSpec(f"pointmaze-{size}", f"pointmaze-{size}-v0", "pointmaze", ("navigate", "stitch"), 1000))
+    cube_steps = {"single": 200, "double": 500, "triple": 1000, "quadruple": 1000, "octuple": 1500}
+    for count, steps in cube_steps.items():
+        rows.append(TaskSpec(f"cube-{count}", f"cube-{count}-v0", "cube", ("play", "noisy"), steps))
+    puzzle_steps = {"3x3": 500, "4x4": 500, "4x5": 1000, "4x6": 1000}
+    for size, steps in puzzle_steps.items():
+        rows.append(TaskSpec(f"puzzle-{size}", f"puzzle-{size}-v0", "puzzle", ("play", "noisy"), steps))
+    rows.append(TaskSpec("scene", "scene-v0", "scene", ("play", "noisy"), 750))
+    return {row.name: row for row in rows}
+
+
+TASKS: dict[str, TaskSpec] = _task_table()
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvName:
+    """A parsed environment / dataset name."""
+
+    task: TaskSpec
+    dataset_type: str | None
+    oraclerep: bool
+
+    @property
+    def dataset_name(self) -> str:
+        """OGBench's dataset file stem, e.g. ``puzzle-3x3-play-v0``."""
+        return f"{self.task.name}-{self.dataset_type or 'play'}-v0"
+
+
+def parse_env_name(name: str) -> EnvName:
+    """Parse ``TASK[-TYPE][-oraclerep][-v0]`` into its parts; unknown tasks raise :class:`ScalerlError`."""
+    parts = name.strip().split("-")
+    if parts and parts[-1] == "v0":
+        parts = parts[:-1]
+    oraclerep = bool(parts) and parts[-1] == "oraclerep"
+    if oraclerep:
+        parts = parts[:-1]
+    dataset_type = None
+    if parts and parts[-1] in DATASET_TYPES:
+        dataset_type = parts[-1]
+        parts = parts[:-1]
+    task_name = "-".join(parts)
+    if task_name not in TASKS:
+        known = ", ".join(sorted(TASKS))
+        raise ScalerlError(f"--env: unknown task '{name}'; expected one of {known} (optionally -TYPE, -oraclerep)")
+    task = TASKS[task_name]
+    if dataset_type is not None and dataset_type not in task.types:
+        raise ScalerlError(f"--env: dataset type '{dataset_type}' is not available for {task_name}; expected {task.types}")
+    return EnvName(task=task, dataset_type=dataset_type, oraclerep=oraclerep)
+
+
+def make_env(name: str, **kwargs):
+    """Build the OGBench environment for ``name`` and return ``(env, tasks)``.
+
+    Args:
+        name: a task or dataset name (see the module docstring).
+        **kwargs: forwarded to ``gymnasium.make`` (e.g. ``terminate_at_goal=False``, ``render_mode``).
+
+    Returns:
+        ``env``: the Gymnasium environment (with ``use_oracle_rep`` for ``-oraclerep`` names);
+        ``tasks``: the evaluation task list, one dict per task with ``task_id`` (1-based, as OGBench's
+        ``reset(options=dict(task_id=...))`` expects) and ``task_name``.
+    """
+    import gymnasium
+
+    import ogbench  # noqa: F401  (registers the environments)
+
+    parsed = parse_env_name(name)
+    if parsed.oraclerep:
+        kwargs.setdefault("use_oracle_rep", True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = gymnasium.make(parsed.task.env_id, **kwargs)
+    task_infos = env.unwrapped.task_infos
+    tasks = [dict(task_id=i + 1, task_name=info["task_name"]) for i, info in enumerate(task_infos)]
+    return env, tasks
+
+
+def oracle_reps(name: str, qpos, button_states=None):
+    """Oracle goal representations of states, as OGBench's ``-oraclerep`` datasets define them.
+
+    Maze: the agent's xy; cube: cube positions centred and scaled by 10; puzzle: button states; scene: cubes,
+    button states, drawer and window positions (scaled). Computed by ``ogbench.relabel_utils.add_oracle_reps``
+    so the definition is OGBench's own.
+
+    Args:
+        name: a task or dataset name.
+        qpos: ``[N, nq]`` MuJoCo positions.
+        button_states: ``[N, num_buttons]`` for puzzle and scene tasks.
+
+    Returns:
+        ``[N, goal_dim]`` float32 array.
+    """
+    from ogbench.relabel_utils import add_oracle_reps
+
+    parsed = parse_env_name(name)
+    data = {"qpos": qpos}
+    if button_states is not None:
+        data["button_states"] = button_states
+    if parsed.task.family in ("puzzle", "scene") and button_states is None:
+        raise ScalerlError(f"{name}: oracle representations need 'button_states' in the dataset")
+    env = _ORACLE_ENV_CACHE.get(parsed.task.env_id)
+    if env is None:
+        env, _ = make_env(parsed.task.name)
+        _ORACLE_ENV_CACHE[parsed.task.env_id] = env
+    add_oracle_reps(parsed.task.env_id, env, data)
+    return data["oracle_reps"]
+
+
+_ORACLE_ENV_CACHE: dict = {}

@@ -1,0 +1,216 @@
+"""Jittable goal-conditioned sampling: goals, subgoals and n-step chunks as gathers driven by ``jax.random`` keys.
+
+Conventions follow OGBench (Park et al. 2024) and "Horizon Reduction Makes RL Scalable" (Park et al. 2025):
+
+* A transition is a row ``i`` with ``valids[i] == 1``; its next state is row ``i + 1``.
+* A goal is drawn as the current state (prob. ``p_curgoal``), a future state of the same trajectory
+  (``p_trajgoal``; uniform over ``i+1 .. end`` or ``i + Geometric(1 - discount)`` clipped to the end), or a random
+  dataset state (``p_randomgoal``).
+* Reward and mask: the goal is reached when the goal row *is* the current row (``success = i == goal``);
+  ``reward = success`` (or ``success - 1`` with ``gc_negative``), ``mask = 1 - success``.
+* Subgoals lie ``subgoal_steps`` ahead, clipped to the trajectory's end (and, for actor subgoals, to a goal that
+  lies ahead in the same trajectory).
+* An n-step chunk holds the ``n`` actions from ``i`` (clipped to the trajectory), the discounted reward sum up to and
+  including the first success, the mask (0 if the goal was reached inside the chunk), the state ``n`` steps ahead
+  and the number of real steps taken (fewer than ``n`` at a trajectory's end).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from scalerl.data import Dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalSamplerConfig:
+    """How batches are drawn. Every agent config carries one (its defaults follow the agent's paper)."""
+
+    value_p_curgoal: float = 0.2
+    """Probability that a value goal is the current state."""
+    value_p_trajgoal: float = 0.5
+    """Probability that a value goal is a future state of the same trajectory."""
+    value_p_randomgoal: float = 0.3
+    """Probability that a value goal is a random dataset state."""
+    value_geom_sample: bool = True
+    """Draw trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
+    actor_p_curgoal: float = 0.0
+    """Probability that an actor goal is the current state."""
+    actor_p_trajgoal: float = 0.5
+    """Probability that an actor goal is a future state of the same trajectory."""
+    actor_p_randomgoal: float = 0.5
+    """Probability that an actor goal is a random dataset state."""
+    actor_geom_sample: bool = True
+    """Draw trajectory actor goals with geometric offsets (True) or uniformly."""
+    discount: float = 0.999
+    """Discount; also the parameter of geometric goal offsets (success probability ``1 - discount``)."""
+    gc_negative: bool = False
+    """Use rewards ``success - 1`` (0 at the goal, -1 elsewhere) instead of ``success`` (1 at the goal)."""
+    subgoal_steps: int = 0
+    """If > 0, add subgoals this many steps ahead (``low_goals``, ``actor_subgoals``, ``subgoal_next_*``)."""
+    nstep: int = 1
+    """If > 1, add n-step chunks (``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ...)."""
+    goal_rep: str = "observation"
+    """``observation`` (goals are full states) or ``oracle`` (goals are the dataset's oracle representations)."""
+
+    def __post_init__(self):
+        for prefix in ("value", "actor"):
+            probs = [getattr(self, f"{prefix}_p_{kind}goal") for kind in ("cur", "traj", "random")]
+            if any(p < 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-6:
+                raise ValueError(f"{prefix}_p_*goal: expected non-negative probabilities summing to 1, got {probs}")
+        if not 0.0 <= self.discount < 1.0:
+            raise ValueError(f"discount: expected 0 <= discount < 1, got {self.discount}")
+        if self.subgoal_steps < 0 or self.nstep < 1:
+            raise ValueError("subgoal_steps must be >= 0 and nstep >= 1")
+        if self.goal_rep not in ("observation", "oracle"):
+            raise ValueError(f"goal_rep: expected 'observation' or 'oracle', got '{self.goal_rep}'")
+
+
+def sample_indices(key: jax.Array, dataset: Dataset, batch_size: int) -> jax.Array:
+    """Uniform rows with a valid next state. Returns ``[batch_size]`` int32."""
+    positions = jax.random.randint(key, (batch_size,), 0, dataset.valid_idxs.shape[0])
+    return dataset.valid_idxs[positions]
+
+
+def future_indices(key: jax.Array, idxs: jax.Array, traj_ends: jax.Array, geometric: bool, discount: float):
+    """Future rows of the same trajectory, strictly after ``idxs`` and at most the trajectory's last row.
+
+    Uniform: offset uniform on ``1 .. end - i``. Geometric: offset ``~ Geometric(1 - discount)`` (support 1, 2, ...,
+    mean ``1 / (1 - discount)``), clipped to the end.
+
+    Args:
+        idxs: ``[B]`` rows with a valid next state (so ``end > i``).
+        traj_ends: ``[B]`` last row of each row's trajectory.
+    """
+    uniform = jax.random.uniform(key, idxs.shape, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
+    if geometric:
+        # Inverse CDF of the geometric distribution on {1, 2, ...}: ceil(log u / log discount).
+        offsets = jnp.ceil(jnp.log(uniform) / jnp.log(discount))
+        offsets = jnp.clip(offsets, 1, jnp.iinfo(jnp.int32).max // 2).astype(jnp.int32)
+    else:
+        span = (traj_ends - idxs).astype(jnp.float32)
+        offsets = jnp.clip(jnp.floor((1.0 - uniform) * span).astype(jnp.int32) + 1, 1, None)
+    return jnp.minimum(idxs + offsets, traj_ends)
+
+
+def sample_goal_indices(
+    key: jax.Array,
+    dataset: Dataset,
+    idxs: jax.Array,
+    p_curgoal: float,
+    p_trajgoal: float,
+    geometric: bool,
+    discount: float,
+) -> jax.Array:
+    """Goal rows for ``idxs``: current, same-trajectory future, or random, with the given probabilities."""
+    type_key, traj_key, random_key = jax.random.split(key, 3)
+    future = future_indices(traj_key, idxs, dataset.traj_ends[idxs], geometric, discount)
+    random = jax.random.randint(random_key, idxs.shape, 0, dataset.observations.shape[0])
+    choice = jax.random.uniform(type_key, idxs.shape)
+    return jnp.where(choice < p_curgoal, idxs, jnp.where(choice < p_curgoal + p_trajgoal, future, random))
+
+
+def nstep_chunk(dataset: Dataset, idxs: jax.Array, goal_idxs: jax.Array, nstep: int, discount: float, gc_negative):
+    """n-step quantities toward a goal.
+
+    Step ``j`` (``0 <= j < nstep``) of the chunk is row ``i + j`` if it lies before the trajectory's last row.
+    The reward of step ``j`` is ``success_j = (i + j == goal)`` (minus 1 with ``gc_negative``); steps after the first
+    success contribute nothing and the mask is 0 if a success happened inside the chunk.
+
+    Returns:
+        dict with ``action_chunks [B, n, A]``, ``nstep_rewards [B]`` (``sum_j discount^j r_j`` over real steps up to
+        the first success), ``nstep_masks [B]``, ``nstep_steps [B]`` (real steps, ``min(n, end - i)``; bootstrap with
+        ``discount ** nstep_steps``) and ``nstep_next_idxs [B]`` (``min(i + n, end)``).
+    """
+    ends = dataset.traj_ends[idxs]  # [B]
+    offsets = jnp.arange(nstep)  # [n]
+    step_idxs = idxs[:, None] + offsets[None, :]  # [B, n]
+    real = step_idxs < ends[:, None]  # a real transition starts at this row
+    success = (step_idxs == goal_idxs[:, None]) & real
+    before_success = jnp.cumsum(success, axis=1) - success  # successes strictly before step j
+    alive = real & (before_success == 0)
+    rewards = success.astype(jnp.float32) - (1.0 if gc_negative else 0.0)
+    weights = jnp.where(alive, discount ** offsets[None, :].astype(jnp.float32), 0.0)
+    action_idxs = jnp.minimum(step_idxs, ends[:, None] - 1)
+    return dict(
+        action_chunks=dataset.actions[action_idxs],
+        nstep_rewards=jnp.sum(weights * rewards, axis=1),
+        nstep_masks=1.0 - jnp.any(success, axis=1).astype(jnp.float32),
+        nstep_steps=jnp.sum(real, axis=1).astype(jnp.int32),
+        nstep_next_idxs=jnp.minimum(idxs + nstep, ends),
+    )
+
+
+@partial(jax.jit, static_argnames=("config", "batch_size"))
+def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, batch_size: int) -> dict:
+    """Draw one goal-conditioned batch. Jitted; call it inside a larger jit (a ``lax.scan``) for training.
+
+    Returns a dict of arrays (``B = batch_size``):
+        ``observations``, ``next_observations`` ``[B, obs_dim]``; ``actions`` ``[B, A]``;
+        ``value_goals`` ``[B, goal_dim]``, ``rewards``, ``masks`` ``[B]``; ``actor_goals`` ``[B, goal_dim]``;
+        with ``subgoal_steps > 0``: ``low_goals`` (``subgoal_steps`` ahead, clipped to the end), ``actor_subgoals``
+        (``subgoal_steps`` ahead clipped to the actor goal when it lies ahead in the same trajectory),
+        ``subgoal_observations`` (the full state at ``low_goals``), ``subgoal_rewards``/``subgoal_masks``/
+        ``subgoal_steps_taken`` (the ``subgoal_steps``-step chunk toward the value goal) and ``subgoal_next_goals``
+        (the goal-rep subgoal one more ``subgoal_steps`` ahead, for SARSA over subgoals);
+        with ``nstep > 1``: ``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ``nstep_steps``,
+        ``nstep_next_observations``.
+    """
+    goal_source = dataset.observations if config.goal_rep == "observation" else dataset.oracle_reps
+    if goal_source is None:
+        raise ValueError("goal_rep='oracle' needs a dataset loaded with an '-oraclerep' environment name")
+    idxs, value_goal_idxs, actor_goal_idxs = draw_indices(key, dataset, config, batch_size)
+    successes = (idxs == value_goal_idxs).astype(jnp.float32)
+    batch = dict(
+        observations=dataset.observations[idxs],
+        next_observations=dataset.observations[idxs + 1],
+        actions=dataset.actions[idxs],
+        value_goals=goal_source[value_goal_idxs],
+        rewards=successes - (1.0 if config.gc_negative else 0.0),
+        masks=1.0 - successes,
+        actor_goals=goal_source[actor_goal_idxs],
+    )
+    if config.subgoal_steps > 0:
+        ends = dataset.traj_ends[idxs]
+        low_idxs = jnp.minimum(idxs + config.subgoal_steps, ends)
+        goal_ahead = (dataset.traj_ends[actor_goal_idxs] == ends) & (actor_goal_idxs >= idxs)
+        actor_sub_idxs = jnp.minimum(idxs + config.subgoal_steps, jnp.where(goal_ahead, actor_goal_idxs, ends))
+        chunk = nstep_chunk(
+            dataset, idxs, value_goal_idxs, config.subgoal_steps, config.discount, config.gc_negative
+        )
+        batch.update(
+            low_goals=goal_source[low_idxs],
+            actor_subgoals=goal_source[actor_sub_idxs],
+            subgoal_observations=dataset.observations[low_idxs],
+            subgoal_rewards=chunk["nstep_rewards"],
+            subgoal_masks=chunk["nstep_masks"],
+            subgoal_steps_taken=chunk["nstep_steps"],
+            subgoal_next_goals=goal_source[jnp.minimum(low_idxs + config.subgoal_steps, ends)],
+        )
+    if config.nstep > 1:
+        chunk = nstep_chunk(dataset, idxs, value_goal_idxs, config.nstep, config.discount, config.gc_negative)
+        next_idxs = chunk.pop("nstep_next_idxs")
+        batch.update(chunk, nstep_next_observations=dataset.observations[next_idxs])
+    return batch
+
+
+def draw_indices(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, batch_size: int):
+    """The rows of a batch: ``(idxs, value_goal_idxs, actor_goal_idxs)``, each ``[batch_size]`` int32.
+
+    :func:`sample_batch` gathers everything else from these, so tests can check index-level properties directly.
+    """
+    idx_key, value_key, actor_key = jax.random.split(key, 3)
+    idxs = sample_indices(idx_key, dataset, batch_size)
+    value_goal_idxs = sample_goal_indices(
+        value_key, dataset, idxs, config.value_p_curgoal, config.value_p_trajgoal, config.value_geom_sample,
+        config.discount,
+    )
+    actor_goal_idxs = sample_goal_indices(
+        actor_key, dataset, idxs, config.actor_p_curgoal, config.actor_p_trajgoal, config.actor_geom_sample,
+        config.discount,
+    )
+    return idxs, value_goal_idxs, actor_goal_idxs

@@ -1,0 +1,44 @@
+"""The agent registry: one line per agent, ``name: (agent class, config class)``.
+
+Every agent module defines a frozen config dataclass (flat: its own hyper-parameters plus the
+:class:`~scalerl.sampling.GoalSamplerConfig` fields it needs, with the agent's defaults, and ``batch_size``) and a
+``flax.struct.PyTreeNode`` agent with ``create``, ``total_loss``, ``update`` and ``sample_actions``; value-based agents
+add ``value`` (and ``q_value``). Adding an agent is one entry in :data:`AGENTS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from scalerl.agents.fbc import FBCAgent, FBCConfig
+from scalerl.agents.gciql import GCIQLAgent, GCIQLConfig
+from scalerl.agents.sharsa import SHARSAAgent, SHARSAConfig
+from scalerl.envs import ScalerlError
+from scalerl.sampling import GoalSamplerConfig
+
+AGENTS: dict[str, tuple[type, type]] = {
+    "fbc": (FBCAgent, FBCConfig),
+    "gciql": (GCIQLAgent, GCIQLConfig),
+    "sharsa": (SHARSAAgent, SHARSAConfig),
+}
+
+
+def get_agent(name: str) -> tuple[type, type]:
+    """``(agent class, config class)`` of a registered agent; unknown names raise a one-line ScalerlError."""
+    if name not in AGENTS:
+        raise ScalerlError(f"--agent: unknown agent '{name}'; expected one of {', '.join(sorted(AGENTS))}")
+    return AGENTS[name]
+
+
+def sampler_config(agent_config) -> GoalSamplerConfig:
+    """The sampler configuration of an agent: every ``GoalSamplerConfig`` field the agent config also has.
+
+    Fields the agent does not define keep the sampler's defaults.
+    """
+    sampler_fields = {field.name for field in dataclasses.fields(GoalSamplerConfig)}
+    values = {
+        field.name: getattr(agent_config, field.name)
+        for field in dataclasses.fields(agent_config)
+        if field.name in sampler_fields
+    }
+    return GoalSamplerConfig(**values)

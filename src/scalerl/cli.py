@@ -1,7 +1,7 @@
 """The ``scalerl`` command line: one Typer app, one subcommand per job.
 
-Each subcommand lives beside the code it drives (``scalerl/<module>_cli.py`` style functions) and is registered
-here. A :class:`scalerl.envs.ScalerlError` raised anywhere becomes a one-line ``error: ...`` and exit code 2.
+Each subcommand's function lives beside the code it drives and is registered here. A
+:class:`scalerl.envs.ScalerlError` raised anywhere becomes a one-line ``error: ...`` on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import sys
 
 import typer
 
+from scalerl.demo import demo
 from scalerl.envs import ScalerlError
 from scalerl.generate.command import generate
 from scalerl.info import info
+from scalerl.train_command import _agent_help, evaluate_run, list_agents, train
 
 app = typer.Typer(
     name="scalerl",
@@ -21,8 +23,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo)
 app.command("generate")(generate)
 app.command("info")(info)
+app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=_agent_help(),
+)(train)
+app.command("eval")(evaluate_run)
+app.command("agents")(list_agents)
 
 
 def main() -> None:

@@ -1,0 +1,110 @@
+"""``scalerl train`` and ``scalerl eval``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from scalerl.envs import ScalerlError
+
+
+def _agent_help() -> str:
+    from scalerl.agents import AGENTS
+    from scalerl.overrides import describe
+
+    sections = []
+    for name, (_, config_cls) in AGENTS.items():
+        sections.append(f"Agent '{name}' ({config_cls.__name__}):\n\n" + describe(config_cls).replace("\n", "\n\n"))
+    return "\n\n".join(sections)
+
+
+def train(
+    ctx: typer.Context,
+    agent: str = typer.Option(..., help="Agent registry name: fbc, gciql, sharsa (see `scalerl agents`)."),
+    env: str = typer.Option(..., help="Environment / dataset name, e.g. puzzle-3x3-play-oraclerep."),
+    data: Path = typer.Option(..., help="Dataset directory (from `scalerl generate`) or an OGBench .npz file."),
+    out: Path = typer.Option(..., help="Run directory (config, metrics.jsonl, eval.jsonl, checkpoints, curves.png)."),
+    steps: int = typer.Option(100_000, help="Gradient updates per seed."),
+    seeds: int = typer.Option(1, help="Independent seeds trained together in one process (vmapped)."),
+    seed: int = typer.Option(0, help="Base random seed."),
+    log_interval: int = typer.Option(1000, help="Updates between metric lines = updates fused per jitted call."),
+    eval_interval: int = typer.Option(0, help="Updates between evaluations (0: only at the end)."),
+    eval_episodes: int = typer.Option(10, help="Evaluation episodes per task (0: no evaluation)."),
+    save_interval: int = typer.Option(10_000, help="Updates between checkpoints."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Log the loss on the -val data."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train an offline goal-conditioned agent. Set any agent field with --agent.FIELD VALUE (listed below)."""
+    from scalerl.agents import get_agent
+    from scalerl.envs import parse_env_name
+    from scalerl.overrides import build_config, parse_overrides
+    from scalerl.train import TrainConfig
+    from scalerl.train import train as run_train
+
+    _, config_cls = get_agent(agent)
+    parse_env_name(env)
+    overrides = parse_overrides(config_cls, list(ctx.args))
+    agent_config = build_config(config_cls, overrides)
+    config = TrainConfig(
+        agent=agent, env=env, data=str(data), out=str(out), steps=steps, seeds=seeds, seed=seed,
+        log_interval=log_interval, eval_interval=eval_interval, eval_episodes=eval_episodes,
+        save_interval=save_interval, validate=validate,
+    )
+    run_dir = run_train(config, agent_config, resume=resume, progress=progress)
+    _print_eval_summary(run_dir)
+
+
+def _print_eval_summary(run_dir: str) -> None:
+    from scalerl.plots import read_jsonl, seed_mean
+
+    evals = read_jsonl(os.path.join(run_dir, "eval.jsonl"))
+    if evals:
+        steps, mean, std = seed_mean(evals, "success")
+        typer.echo(f"success at step {steps[-1]}: {mean[-1]:.3f} +- {std[-1]:.3f} (over seeds)")
+    typer.echo(f"run directory: {os.path.abspath(run_dir)} (metrics.jsonl, eval.jsonl, checkpoints/, curves.png)")
+
+
+def evaluate_run(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `scalerl train`."),
+    episodes: int = typer.Option(10, help="Evaluation episodes per task."),
+    seed: int = typer.Option(12345, help="Seed of the evaluation episodes."),
+) -> None:
+    """Evaluate a run's latest checkpoint with OGBench's protocol; writes RUN_DIR/eval_final.json."""
+    from scalerl.agents import get_agent, sampler_config
+    from scalerl.data import load_dataset
+    from scalerl.overrides import build_config
+    from scalerl.train import atomic_write_json, create_agents, list_checkpoints, restore_checkpoint, run_evaluation
+    from scalerl.train import seed_keys
+
+    config_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(config_path):
+        raise ScalerlError(f"{config_path}: not found; RUN_DIR must be a directory written by `scalerl train`")
+    with open(config_path) as f:
+        saved = json.load(f)
+    agent_cls, config_cls = get_agent(saved["train"]["agent"])
+    agent_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["agent"].items()}
+    agent_config = build_config(config_cls, agent_fields)
+    checkpoints = list_checkpoints(str(run_dir))
+    if not checkpoints:
+        raise ScalerlError(f"{run_dir}/checkpoints: no checkpoint to evaluate")
+    step, path = checkpoints[-1]
+    env = saved["train"]["env"]
+    dataset = load_dataset(saved["train"]["data"], env_name=env)
+    template = create_agents(
+        agent_cls, agent_config, dataset, sampler_config(agent_config), seed_keys(0, saved["train"]["seeds"])
+    )
+    agents = restore_checkpoint(path, template)
+    rows = run_evaluation(agents, env, episodes, seed, step, True)
+    atomic_write_json(os.path.join(run_dir, "eval_final.json"), rows)
+    for row in rows:
+        typer.echo(f"seed {row['seed']}: success {row['success']:.3f}")
+    typer.echo(f"wrote {os.path.join(os.path.abspath(run_dir), 'eval_final.json')}")
+
+
+def list_agents() -> None:
+    """List the registered agents and every field of their configs (settable as --agent.FIELD)."""
+    typer.echo(_agent_help().replace("\n\n", "\n"))

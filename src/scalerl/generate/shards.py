@@ -440,6 +440,24 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start spawned workers without re-running ``__main__`` (the ``scalerl`` script would import all of the CLI,
+    JAX included, in every worker); workers only need :mod:`scalerl.generate`."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None  # multiprocessing reads it unconditionally
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 def _run_workers(jobs: list[ShardJob], workers: int, on_progress, on_done) -> None:
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited MuJoCo / JAX state
     job_queue, results = context.Queue(), context.Queue()
@@ -452,8 +470,9 @@ def _run_workers(jobs: list[ShardJob], workers: int, on_progress, on_done) -> No
         context.Process(target=_worker_main, args=(job_queue, results, os.getpid()), daemon=True)
         for _ in range(workers)
     ]
-    for process in processes:
-        process.start()
+    with _main_module_hidden():
+        for process in processes:
+            process.start()
     remaining = {job.index for job in jobs}
     try:
         while remaining:

@@ -37,6 +37,11 @@ def ema_update(params, target_params, tau: float):
     return jax.tree_util.tree_map(lambda p, t: tau * p + (1.0 - tau) * t, params, target_params)
 
 
+def global_norm(tree) -> jax.Array:
+    """The L2 norm of all leaves of a pytree together (e.g. the gradient norm logged by ``update``)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
 def flow_matching_loss(
     velocity_fn: Callable[[jax.Array, jax.Array], jax.Array], key: jax.Array, targets: jax.Array
 ) -> jax.Array:

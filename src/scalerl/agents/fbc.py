@@ -109,7 +109,7 @@ class FBCAgent(struct.PyTreeNode):
         grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
         updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
         params = optax.apply_updates(self.params, updates)
-        info["actor/grad_norm"] = optax.global_norm(grads)
+        info["grad/norm"] = losses.global_norm(grads)
         return self.replace(rng=rng, params=params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

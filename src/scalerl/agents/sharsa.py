@@ -209,7 +209,7 @@ class SHARSAAgent(struct.PyTreeNode):
         updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
         params = optax.apply_updates(self.params, updates)
         target_critic = losses.ema_update(params["critic"], self.target_params["critic"], self.config.tau)
-        info["grad/norm"] = optax.global_norm(grads)
+        info["grad/norm"] = losses.global_norm(grads)
         return self.replace(rng=rng, params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
 
     def sample_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

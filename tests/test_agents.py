@@ -1,0 +1,221 @@
+"""Every agent in the registry: config shape, create, update, acting and the validation loss.
+
+Parametrised over :data:`scalerl.agents.AGENTS`, so registering an agent adds its tests. Goals use a 3-dimensional
+oracle representation while observations have 5 dimensions, so goal/observation shape mix-ups fail.
+"""
+
+import ast
+import dataclasses
+import inspect
+import itertools
+import os
+import textwrap
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scalerl.agents import AGENTS, get_agent, sampler_config
+from scalerl.data import compact
+from scalerl.envs import ScalerlError
+from scalerl.sampling import GoalSamplerConfig, sample_batch
+
+OBS_DIM, GOAL_DIM, ACTION_DIM, BATCH = 5, 3, 2, 16
+TINY = {"hidden_dims": (16, 16), "batch_size": BATCH, "num_samples": 4, "flow_steps": 3, "subgoal_steps": 3, "nstep": 3}
+
+
+def tiny_config(config_cls, **overrides):
+    """The agent's defaults with small networks and batches (only fields the config has are set)."""
+    names = {field.name for field in dataclasses.fields(config_cls)}
+    values = {**TINY, "goal_rep": "oracle", **overrides}
+    return config_cls(**{name: value for name, value in values.items() if name in names})
+
+
+def random_dataset(seed, trajectories=6, length=20):
+    """Random trajectories with 5-dim observations, 3-dim oracle goals and actions in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    rows = trajectories * length
+    terminals = np.zeros(rows, np.float32)
+    terminals[length - 1 :: length] = 1.0
+    arrays = {
+        "observations": rng.normal(size=(rows, OBS_DIM)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(rows, ACTION_DIM)).astype(np.float32),
+        "terminals": terminals,
+    }
+    return compact(arrays, goal_reps=rng.normal(size=(rows, GOAL_DIM)).astype(np.float32))
+
+
+@pytest.fixture(scope="module", params=sorted(AGENTS))
+def stepped(request):
+    """Two seeds created (vmapped, as the training loop does); the first updated once, asked for actions, values and
+    the loss on a validation batch. One compile per agent and function."""
+    agent_cls, config_cls = AGENTS[request.param]
+    config = tiny_config(config_cls)
+    sampler = sampler_config(config)
+    batch = sample_batch(jax.random.PRNGKey(0), random_dataset(0), sampler, BATCH)
+    val_batch = sample_batch(jax.random.PRNGKey(1), random_dataset(1), sampler, BATCH)
+    create = jax.jit(jax.vmap(lambda key: agent_cls.create(key, batch, config)))
+    agents = create(jax.random.split(jax.random.PRNGKey(2), 2))
+    agent = jax.tree_util.tree_map(lambda leaf: leaf[0], agents)
+
+    @jax.jit
+    def step(agent, batch, val_batch, key):
+        new_agent, info = agent.update(batch)
+        observations, goals = val_batch["observations"], val_batch["value_goals"]
+        actions = new_agent.sample_actions(observations, val_batch["actor_goals"], key)
+        val_loss, val_info = new_agent.total_loss(val_batch, new_agent.params, key)
+        values = new_agent.value(observations, goals) if hasattr(new_agent, "value") else None
+        q_values = None
+        if hasattr(new_agent, "q_value"):
+            # The second argument is an action, or a subgoal for hierarchical agents (``q_value(obs, subgoals, goals)``).
+            second = list(inspect.signature(new_agent.q_value).parameters)[1]
+            q_inputs = val_batch["actor_subgoals"] if second == "subgoals" else val_batch["actions"]
+            q_values = new_agent.q_value(observations, q_inputs, goals)
+        return new_agent, info, actions, val_loss, val_info, values, q_values
+
+    outputs = step(agent, batch, val_batch, jax.random.PRNGKey(3))
+    return {
+        "name": request.param,
+        "config": config,
+        "agents": agents,
+        "agent": agent,
+        "batch": batch,
+        "val_batch": val_batch,
+        "step": step,
+        "out": outputs,
+    }
+
+
+def test_get_agent_unknown_name_lists_known_ones():
+    with pytest.raises(ScalerlError) as error:
+        get_agent("nope")
+    message = str(error.value)
+    assert "\n" not in message and all(name in message for name in AGENTS)
+    assert get_agent("sharsa") == AGENTS["sharsa"]
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_config_is_flat_frozen_and_documented(name):
+    _, config_cls = AGENTS[name]
+    config = config_cls()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.batch_size = 1
+    body = ast.parse(textwrap.dedent(inspect.getsource(config_cls))).body[0].body
+    documented = {
+        node.target.id
+        for node, following in itertools.pairwise(body)
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(following, ast.Expr)
+        and isinstance(following.value.value, str)
+    }
+    undocumented = {field.name for field in dataclasses.fields(config_cls)} - documented
+    assert not undocumented, f"{config_cls.__name__} fields without a docstring: {sorted(undocumented)}"
+    assert all(isinstance(getattr(config, f.name), (bool, int, float, str, tuple)) for f in dataclasses.fields(config))
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_sampler_config_takes_the_agents_own_fields(name):
+    _, config_cls = AGENTS[name]
+    config = config_cls()
+    sampler = sampler_config(config)
+    assert isinstance(sampler, GoalSamplerConfig)
+    shared = [f.name for f in dataclasses.fields(GoalSamplerConfig) if hasattr(config, f.name)]
+    assert "goal_rep" in shared and "discount" in shared
+    for field in shared:
+        assert getattr(sampler, field) == getattr(config, field)
+    assert config.batch_size == 1024
+
+
+def test_paper_defaults():
+    from scalerl.agents.sharsa import SHARSAConfig
+
+    config = SHARSAConfig()
+    assert (config.lr, config.batch_size, config.hidden_dims, config.layer_norm) == (3e-4, 1024, (1024,) * 4, True)
+    assert (config.discount, config.tau, config.flow_steps, config.num_samples, config.subgoal_steps) == (
+        0.999,
+        0.005,
+        10,
+        32,
+        25,
+    )
+    assert (config.value_p_curgoal, config.value_p_trajgoal, config.value_p_randomgoal) == (0.2, 0.5, 0.3)
+    assert (config.actor_p_curgoal, config.actor_p_trajgoal, config.actor_p_randomgoal) == (0.0, 0.5, 0.5)
+    assert config.actor_geom_sample
+
+
+def test_invalid_configs_raise():
+    from scalerl.agents.gciql import GCIQLConfig
+    from scalerl.agents.sharsa import SHARSAConfig
+
+    with pytest.raises(ValueError, match="actor_loss"):
+        GCIQLConfig(actor_loss="sac")
+    with pytest.raises(ValueError, match="subgoal_steps"):
+        SHARSAConfig(subgoal_steps=0)
+
+
+def test_update_info_is_namespaced_and_finite(stepped):
+    info = stepped["out"][1]
+    assert info, "update returns an info dict"
+    for key, value in info.items():
+        assert "/" in key, f"{stepped['name']}: info key '{key}' is not namespaced"
+        assert np.shape(value) == () and np.isfinite(value), f"{stepped['name']}: {key} = {value}"
+
+
+def test_update_changes_params_and_keeps_structure(stepped):
+    agent = stepped["agent"]
+    new_agent = stepped["out"][0]
+    assert jax.tree_util.tree_structure(new_agent) == jax.tree_util.tree_structure(agent)
+    changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), agent.params, new_agent.params)
+    assert all(jax.tree_util.tree_leaves(changed)), f"{stepped['name']}: some parameters did not move"
+    assert not bool(jnp.all(agent.rng == new_agent.rng)), "update consumes the agent's key"
+
+
+def test_update_is_pure(stepped):
+    again = stepped["step"](stepped["agent"], stepped["batch"], stepped["val_batch"], jax.random.PRNGKey(3))
+    for first, second in zip(jax.tree_util.tree_leaves(stepped["out"]), jax.tree_util.tree_leaves(again)):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_sample_actions_shape_and_range(stepped):
+    actions = np.asarray(stepped["out"][2])
+    assert actions.shape == (BATCH, ACTION_DIM)
+    assert np.isfinite(actions).all() and np.abs(actions).max() <= 1.0
+
+
+def test_total_loss_on_validation_batch(stepped):
+    _, info, _, val_loss, val_info = stepped["out"][:5]
+    assert np.shape(val_loss) == () and np.isfinite(val_loss)
+    assert set(val_info) <= set(info) and all(np.isfinite(v) for v in val_info.values())
+
+
+def test_value_and_q_value_shapes(stepped):
+    agent, values, q_values = stepped["agent"], stepped["out"][5], stepped["out"][6]
+    if not hasattr(agent, "value"):
+        pytest.skip(f"{stepped['name']} has no value function")
+    assert values.shape == (BATCH,) and np.isfinite(values).all()
+    if hasattr(agent, "q_value"):
+        assert q_values.shape == (BATCH,) and np.isfinite(q_values).all()
+
+
+def test_target_params_are_a_polyak_average_outside_the_optimiser(stepped):
+    agent, new_agent = stepped["agent"], stepped["out"][0]
+    if not hasattr(agent, "target_params"):
+        pytest.skip(f"{stepped['name']} has no target network")
+    tau = stepped["config"].tau
+    for name, target in new_agent.target_params.items():
+        expected = jax.tree_util.tree_map(
+            lambda p, t: tau * p + (1 - tau) * t, new_agent.params[name], agent.target_params[name]
+        )
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), target, expected)
+    params_leaves = len(jax.tree_util.tree_leaves(agent.params))
+    adam_moments = [s for s in jax.tree_util.tree_leaves(agent.opt_state) if np.ndim(s) > 0]
+    assert len(adam_moments) == 2 * params_leaves, "the optimiser holds state for the optimised params only"
+
+
+def test_create_vmaps_over_seeds(stepped):
+    leaves = jax.tree_util.tree_leaves(stepped["agents"].params)
+    assert all(leaf.shape[0] == 2 for leaf in leaves)
+    assert any(not np.allclose(leaf[0], leaf[1]) for leaf in leaves), "seeds get different initialisations"

@@ -1,0 +1,146 @@
+"""Networks and loss primitives against hand-computed values."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scalerl import losses
+from scalerl.networks import MLP, ActionDistribution, GaussianActor, GCValue, VelocityField, euler_sample
+
+
+def test_expectile_loss_hand_computed():
+    diff = jnp.array([2.0, -2.0, 0.5, 0.0])
+    np.testing.assert_allclose(losses.expectile_loss(diff, 0.9), [3.6, 0.4, 0.225, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(losses.expectile_loss(diff, 0.5), 0.5 * diff**2, rtol=1e-6)
+
+
+def test_bce_with_logits_hand_computed():
+    logits = jnp.array([0.0, 0.0, 2.0, -3.0])
+    targets = jnp.array([0.5, 1.0, 1.0, 0.25])
+    expected = [
+        np.log(2.0),
+        np.log(2.0),
+        np.log1p(np.exp(-2.0)),
+        -(0.25 * np.log(1 / (1 + np.exp(3.0))) + 0.75 * np.log(1 / (1 + np.exp(-3.0)))),
+    ]
+    np.testing.assert_allclose(losses.bce_with_logits(logits, targets), expected, rtol=1e-6)
+    big = losses.bce_with_logits(jnp.array([100.0, -100.0]), jnp.array([1.0, 0.0]))
+    assert np.isfinite(big).all() and float(big.max()) < 1e-6
+
+
+def test_bce_gradient_is_sigmoid_minus_target():
+    logits, targets = jnp.array([0.3, -1.2]), jnp.array([0.9, 0.1])
+    grad = jax.grad(lambda x: losses.bce_with_logits(x, targets).sum())(logits)
+    np.testing.assert_allclose(grad, jax.nn.sigmoid(logits) - targets, rtol=1e-6)
+
+
+def test_ema_update_hand_computed():
+    params = {"a": jnp.array([1.0, 2.0]), "b": {"c": jnp.array(10.0)}}
+    target = {"a": jnp.array([0.0, 0.0]), "b": {"c": jnp.array(0.0)}}
+    new = losses.ema_update(params, target, 0.1)
+    np.testing.assert_allclose(new["a"], [0.1, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(new["b"]["c"], 1.0, rtol=1e-6)
+
+
+def test_global_norm_hand_computed():
+    np.testing.assert_allclose(losses.global_norm({"a": jnp.array([3.0]), "b": jnp.array([[4.0, 12.0]])}), 13.0)
+
+
+def test_flow_matching_loss_zero_for_the_exact_field():
+    # For a point mass x_1 = c, the conditional velocity (c - x_t) / (1 - t) equals x_1 - x_0 exactly.
+    targets = jnp.full((512, 3), 0.7)
+    loss = losses.flow_matching_loss(lambda x, t: (targets - x) / (1.0 - t), jax.random.PRNGKey(0), targets)
+    assert float(loss) < 1e-8
+
+
+def test_flow_matching_loss_of_zero_field_is_second_moment():
+    # With v = 0 the loss is E (c - x_0)^2 = c^2 + 1 per coordinate.
+    targets = jnp.full((20000, 2), 0.5)
+    loss = losses.flow_matching_loss(lambda x, t: jnp.zeros_like(x), jax.random.PRNGKey(1), targets)
+    np.testing.assert_allclose(loss, 1.25, atol=0.03)
+
+
+def test_euler_sample_constant_field_moves_by_the_velocity():
+    noise = jnp.array([[0.0, 1.0], [-2.0, 3.0]])
+    out = euler_sample(lambda x, t: jnp.broadcast_to(jnp.array([0.5, -1.0]), x.shape), noise, 10)
+    np.testing.assert_allclose(out, noise + jnp.array([0.5, -1.0]), atol=1e-6)
+
+
+def test_euler_sample_uses_left_endpoint_times():
+    # v = t: Euler sums (i / n) / n for i < n, i.e. (n - 1) / (2 n), not the exact 1/2.
+    out = euler_sample(lambda x, t: jnp.broadcast_to(t, x.shape), jnp.zeros((1, 1)), 4)
+    np.testing.assert_allclose(out, [[3.0 / 8.0]], rtol=1e-6)
+    # v = x: x_n = (1 + 1/n)^n x_0.
+    out = euler_sample(lambda x, t: x, jnp.ones((1, 1)), 5)
+    np.testing.assert_allclose(out, [[1.2**5]], rtol=1e-6)
+
+
+def test_mlp_shapes_and_layer_norm():
+    x = jnp.ones((4, 7))
+    mlp = MLP((8, 8, 3), layer_norm=True)
+    params = mlp.init(jax.random.PRNGKey(0), x)
+    assert mlp.apply(params, x).shape == (4, 3)
+    assert sum("LayerNorm" in name for name in params["params"]) == 2, "layer norm after each hidden activation only"
+    assert not any("LayerNorm" in name for name in MLP((8, 3)).init(jax.random.PRNGKey(0), x)["params"])
+
+
+def test_value_ensemble_members_are_independent():
+    observations, goals, actions = jnp.ones((5, 4)), jnp.zeros((5, 2)), jnp.ones((5, 3))
+    critic = GCValue((16, 16), num_ensembles=2)
+    params = critic.init(jax.random.PRNGKey(0), observations, goals, actions)
+    q = critic.apply(params, observations, goals, actions)
+    assert q.shape == (2, 5)
+    assert not np.allclose(q[0], q[1]), "ensemble members have separate parameters"
+    assert all(leaf.shape[0] == 2 for leaf in jax.tree_util.tree_leaves(params))
+    value = GCValue((16, 16), num_ensembles=1)
+    assert value.apply(value.init(jax.random.PRNGKey(0), observations, goals), observations, goals).shape == (5,)
+    # Extra leading axes (e.g. [num_samples, batch]) pass through.
+    many = critic.apply(params, jnp.ones((3, 5, 4)), jnp.zeros((3, 5, 2)), jnp.ones((3, 5, 3)))
+    assert many.shape == (2, 3, 5)
+
+
+def test_gaussian_log_prob_hand_computed():
+    dist = ActionDistribution(means=jnp.array([[0.0, 1.0]]), log_stds=jnp.array([[0.0, np.log(2.0)]]))
+    actions = jnp.array([[1.0, 1.0]])
+    expected = (-0.5 - 0.5 * np.log(2 * np.pi)) + (-np.log(2.0) - 0.5 * np.log(2 * np.pi))
+    np.testing.assert_allclose(dist.log_prob(actions), [expected], rtol=1e-6)
+    np.testing.assert_allclose(dist.sample(jax.random.PRNGKey(0), temperature=0.0), dist.mode())
+
+
+def test_tanh_gaussian_log_prob_matches_change_of_variables():
+    means, log_stds = jnp.array([[0.3, -0.5]]), jnp.array([[-0.2, 0.1]])
+    dist = ActionDistribution(means=means, log_stds=log_stds, tanh_squash=True)
+    actions, log_prob = dist.sample_and_log_prob(jax.random.PRNGKey(0))
+    assert np.abs(actions).max() < 1.0
+    pre_tanh = np.arctanh(np.asarray(actions))
+    gaussian = -0.5 * ((pre_tanh - means) / np.exp(log_stds)) ** 2 - log_stds - 0.5 * np.log(2 * np.pi)
+    expected = np.sum(gaussian - np.log(1 - np.asarray(actions) ** 2), axis=-1)
+    np.testing.assert_allclose(log_prob, expected, rtol=1e-4)
+    np.testing.assert_allclose(dist.log_prob(actions), expected, rtol=1e-4)
+    np.testing.assert_allclose(dist.mode(), np.tanh(means), rtol=1e-6)
+    assert np.isfinite(dist.log_prob(jnp.array([[1.0, -1.0]]))).all(), "boundary actions are clipped, not inf"
+
+
+@pytest.mark.parametrize("const_std", [True, False])
+def test_gaussian_actor_shapes(const_std):
+    actor = GaussianActor((16, 16), action_dim=3, const_std=const_std, tanh_squash=True)
+    observations, goals = jnp.ones((4, 5)), jnp.ones((4, 2))
+    dist = actor.apply(actor.init(jax.random.PRNGKey(0), observations, goals), observations, goals)
+    assert dist.means.shape == dist.log_stds.shape == (4, 3)
+    if const_std:
+        np.testing.assert_array_equal(dist.log_stds, 0.0)
+    assert dist.sample(jax.random.PRNGKey(1)).shape == (4, 3)
+
+
+def test_velocity_field_shapes():
+    field = VelocityField((16, 16), output_dim=3)
+    observations, goals, noisy, times = jnp.ones((4, 5)), jnp.ones((4, 2)), jnp.ones((4, 3)), jnp.ones((4, 1))
+    params = field.init(jax.random.PRNGKey(0), observations, goals, noisy, times)
+    assert field.apply(params, observations, goals, noisy, times).shape == (4, 3)
+    out = euler_sample(lambda x, t: field.apply(params, observations, goals, x, t), noisy, 10)
+    assert out.shape == (4, 3) and np.isfinite(out).all()

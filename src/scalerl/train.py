@@ -81,7 +81,9 @@ def seed_keys(seed: int, num_seeds: int) -> jax.Array:
 def create_agents(agent_cls, config, dataset: Dataset, sampler: GoalSamplerConfig, keys: jax.Array):
     """Create one agent per key (vmapped), from an example batch of the dataset."""
     example = sample_batch(jax.random.PRNGKey(0), dataset, sampler, 1)
-    return jax.vmap(lambda key: agent_cls.create(key, example, config))(keys)
+    agents = jax.vmap(lambda key: agent_cls.create(key, example, config))(keys)
+    # Target parameters start as the online ones; give every leaf its own buffer so the agents can be donated.
+    return jax.tree.map(lambda x: x.copy(), agents)
 
 
 def _updates(agent, dataset: Dataset, data_key, start_step, sampler: GoalSamplerConfig, batch_size: int, count: int):
@@ -109,6 +111,11 @@ def train_chunk(agents, dataset: Dataset, data_keys, start_step, sampler: GoalSa
         ``(agents, info)`` with info averaged over the chunk, ``[S]`` per key.
     """
     step_fn = partial(_updates, sampler=sampler, batch_size=batch_size, count=count)
+    if data_keys.shape[0] == 1:
+        # One seed: skip vmap, whose size-1 batched matmuls are markedly slower on XLA:CPU.
+        squeeze = partial(jax.tree.map, lambda x: x[0])
+        agent, info = step_fn(squeeze(agents), dataset, data_keys[0], start_step)
+        return jax.tree.map(lambda x: x[None], (agent, info))
     return jax.vmap(step_fn, in_axes=(0, None, 0, None))(agents, dataset, data_keys, start_step)
 
 

@@ -1,0 +1,228 @@
+"""The training loop: fused == single updates, vmapped seeds == separate runs, checkpoints, resume."""
+
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import numpy as np
+import pytest
+
+from scalerl.agents import AGENTS, get_agent, sampler_config
+from scalerl.data import compact
+from scalerl.envs import ScalerlError
+from scalerl.overrides import build_config, parse_overrides
+from scalerl.train import (
+    create_agents,
+    list_checkpoints,
+    make_policy_fn,
+    restore_checkpoint,
+    save_checkpoint,
+    seed_keys,
+    train_chunk,
+)
+
+TINY = ["--agent.hidden-dims", "16", "16", "--agent.batch-size", "8"]
+
+
+def tiny_config(name, extra=()):
+    _, config_cls = get_agent(name)
+    overrides = parse_overrides(config_cls, TINY + list(extra))
+    if "num_samples" in {f for f in config_cls.__dataclass_fields__}:
+        overrides["num_samples"] = 4
+    if "subgoal_steps" in config_cls.__dataclass_fields__:
+        overrides["subgoal_steps"] = 3
+    return build_config(config_cls, overrides)
+
+
+def toy_dataset(episodes=6, length=12, obs_dim=3, action_dim=2, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = episodes * length
+    terminals = np.zeros(rows, np.float32)
+    terminals[length - 1 :: length] = 1
+    return compact(
+        dict(
+            observations=rng.normal(size=(rows, obs_dim)).astype(np.float32),
+            actions=rng.uniform(-1, 1, size=(rows, action_dim)).astype(np.float32),
+            terminals=terminals,
+        )
+    )
+
+
+def setup(name, seeds=2):
+    agent_cls, _ = get_agent(name)
+    config = tiny_config(name)
+    dataset = toy_dataset()
+    sampler = sampler_config(config)
+    keys = seed_keys(0, seeds)
+    agents = create_agents(agent_cls, config, dataset, sampler, keys)
+    data_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    return agents, dataset, data_keys, sampler, config
+
+
+def assert_trees_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_fused_updates_equal_single_updates(name):
+    agents, dataset, data_keys, sampler, config = setup(name)
+    copy = jax.tree.map(lambda x: x.copy(), agents)
+    fused, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 4)
+    single = copy
+    for step in range(4):
+        single, _ = train_chunk(single, dataset, data_keys, step, sampler, config.batch_size, 1)
+    for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(single)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_vmapped_seeds_equal_separate_runs(name):
+    agents, dataset, data_keys, sampler, config = setup(name, seeds=2)
+    together, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 3)
+    agent_cls, _ = get_agent(name)
+    for s in range(2):
+        alone = create_agents(agent_cls, config, dataset, sampler, seed_keys(0, 2)[s : s + 1])
+        alone, _ = train_chunk(alone, dataset, data_keys[s : s + 1], 0, sampler, config.batch_size, 3)
+        for x, y in zip(jax.tree.leaves(together), jax.tree.leaves(alone)):
+            np.testing.assert_allclose(np.asarray(x)[s], np.asarray(y)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_save_restore_gives_identical_actions(name, tmp_path):
+    agents, dataset, data_keys, sampler, config = setup(name)
+    agents, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 2)
+    save_checkpoint(str(tmp_path), 2, agents, keep=2)
+    agent_cls, _ = get_agent(name)
+    template = create_agents(agent_cls, config, dataset, sampler, seed_keys(5, 2))
+    restored = restore_checkpoint(list_checkpoints(str(tmp_path))[-1][1], template)
+    observations = np.asarray(dataset.observations[:10])[None].repeat(2, 0)
+    key = jax.random.PRNGKey(3)
+    expected = make_policy_fn(agents)(observations, observations, key)
+    np.testing.assert_array_equal(make_policy_fn(restored)(observations, observations, key), expected)
+
+
+def test_checkpoints_are_pruned_and_temp_files_ignored(tmp_path):
+    agents, *_ = setup("fbc")
+    for step in (1, 2, 3):
+        save_checkpoint(str(tmp_path), step, agents, keep=2)
+    (tmp_path / "checkpoints" / "step_00000004.msgpack.tmp-1").write_bytes(b"partial")
+    assert [step for step, _ in list_checkpoints(str(tmp_path))] == [2, 3]
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+    agents, *_ = setup("fbc")
+    path = save_checkpoint(str(tmp_path), 1, agents, keep=2)
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(ScalerlError, match="unreadable checkpoint"):
+        restore_checkpoint(path, agents)
+
+
+def test_bad_agent_overrides_are_one_line_errors():
+    _, config_cls = get_agent("gciql")
+    with pytest.raises(ScalerlError, match="--agent.nope"):
+        parse_overrides(config_cls, ["--agent.nope", "1"])
+    with pytest.raises(ScalerlError, match="--agent.batch-size: expected int"):
+        parse_overrides(config_cls, ["--agent.batch-size", "big"])
+    assert parse_overrides(config_cls, ["--agent.hidden-dims", "8", "4"]) == {"hidden_dims": (8, 4)}
+
+
+def scalerl(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "scalerl.cli", *args], capture_output=True, text=True, env={**os.environ}
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr[-3000:])
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_maze(tmp_path_factory):
+    """A real generated pointmaze-medium dataset: 4 shards x 2 episodes x 200 steps."""
+    out = tmp_path_factory.mktemp("data") / "pm"
+    scalerl(
+        "generate", "--env", "pointmaze-medium", "--type", "navigate", "--shards", "4", "--episodes-per-shard",
+        "2", "--episode-length", "200", "--out", str(out), "--workers", "1", "--no-progress",
+    )
+    return out
+
+
+def loop_config(data, out, steps, **overrides):
+    from scalerl.train import TrainConfig
+
+    values = dict(
+        agent="gciql", env="pointmaze-medium-navigate", data=str(data), out=str(out), steps=steps, seeds=2,
+        log_interval=10, save_interval=20, eval_episodes=0,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.mark.integration
+def test_kill_and_resume_gives_identical_metrics(tiny_maze, tmp_path):
+    from scalerl.train import train
+
+    config = tiny_config("gciql")
+    train(loop_config(tiny_maze, tmp_path / "full", 60), config, progress=False)
+    # A run killed after its checkpoint at step 40 and its metric line at step 50: the tail after the checkpoint
+    # must be recomputed from the checkpoint, not kept.
+    killed = tmp_path / "killed"
+    train(loop_config(tiny_maze, killed, 50), config, progress=False)
+    os.remove(killed / "checkpoints" / "step_00000050.msgpack")
+    saved = json.loads((killed / "config.json").read_text())
+    saved["train"]["steps"] = 60
+    (killed / "config.json").write_text(json.dumps(saved))
+    train(loop_config(tiny_maze, killed, 60), config, resume=True, progress=False)
+    full = (tmp_path / "full" / "metrics.jsonl").read_text()
+    assert (killed / "metrics.jsonl").read_text() == full
+    assert len(full.splitlines()) == 12
+
+
+def train_args(data, out, steps, extra=()):
+    return [
+        "train", "--agent", "gciql", "--env", "pointmaze-medium-navigate", "--data", str(data), "--out", str(out),
+        "--steps", str(steps), "--seeds", "2", "--log-interval", "10", "--save-interval", "20",
+        "--eval-episodes", "0", "--no-progress", *TINY, *extra,
+    ]
+
+
+@pytest.mark.integration
+def test_resume_refuses_a_different_config_and_out_is_never_overwritten(tiny_maze, tmp_path):
+    from scalerl.train import train
+
+    config = tiny_config("gciql")
+    train(loop_config(tiny_maze, tmp_path / "run", 20), config, progress=False)
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    again = scalerl(*train_args(tiny_maze, tmp_path / "run", 20), check=False)
+    assert again.returncode == 2 and again.stderr.startswith("error: --out:") and again.stderr.count("\n") == 1
+    changed = scalerl(*train_args(tiny_maze, tmp_path / "run", 20, ["--resume", "--agent.alpha", "2.5"]), check=False)
+    assert changed.returncode == 2 and "agent.alpha" in changed.stderr and changed.stderr.count("\n") == 1
+    bad_flag = scalerl(*train_args(tiny_maze, tmp_path / "other", 20, ["--agent.alpha", "high"]), check=False)
+    assert bad_flag.returncode == 2 and "--agent.alpha: expected float" in bad_flag.stderr
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.integration
+def test_tiny_end_to_end_generate_train_evaluate(tiny_maze, tmp_path):
+    out = tmp_path / "sharsa"
+    result = scalerl(
+        "train", "--agent", "sharsa", "--env", "pointmaze-medium-navigate-oraclerep", "--data", str(tiny_maze),
+        "--out", str(out), "--steps", "20", "--seeds", "2", "--log-interval", "10", "--save-interval", "20",
+        "--eval-episodes", "1", "--no-progress", *TINY, "--agent.num-samples", "4", "--agent.subgoal-steps", "5",
+    )
+    assert "success at step 20" in result.stdout
+    rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in rows] == [0, 1]
+    assert all(0.0 <= r["success"] <= 1.0 and len([k for k in r if k.startswith("success/")]) == 5 for r in rows)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(v) for row in metrics for k, v in row.items() if k.startswith(("train/", "val/")))
+    assert any(k.startswith("val/") for k in metrics[0])
+    assert (out / "curves.png").stat().st_size > 0
+    evaluated = scalerl("eval", str(out), "--episodes", "1")
+    assert "seed 1: success" in evaluated.stdout

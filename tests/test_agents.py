@@ -219,3 +219,34 @@ def test_create_vmaps_over_seeds(stepped):
     leaves = jax.tree_util.tree_leaves(stepped["agents"].params)
     assert all(leaf.shape[0] == 2 for leaf in leaves)
     assert any(not np.allclose(leaf[0], leaf[1]) for leaf in leaves), "seeds get different initialisations"
+
+
+def test_sharsa_value_subgoal_is_the_goal_once_reached():
+    from scalerl.agents.sharsa import SHARSAAgent
+
+    batch = {
+        "subgoal_masks": jnp.array([0.0, 1.0]),
+        "value_goals": jnp.array([[1.0, 1.0], [2.0, 2.0]]),
+        "low_goals": jnp.array([[5.0, 5.0], [6.0, 6.0]]),
+    }
+    np.testing.assert_array_equal(SHARSAAgent.value_subgoals(batch), [[1.0, 1.0], [6.0, 6.0]])
+
+
+def test_sharsa_rejection_sampling_keeps_the_best_proposal():
+    agent_cls, config_cls = AGENTS["sharsa"]
+    config = tiny_config(config_cls, num_samples=6)
+    batch = sample_batch(jax.random.PRNGKey(0), random_dataset(0), sampler_config(config), BATCH)
+    agent = jax.jit(lambda key: agent_cls.create(key, batch, config))(jax.random.PRNGKey(1))
+    observations, goals, key = batch["observations"], batch["actor_goals"], jax.random.PRNGKey(2)
+
+    @jax.jit
+    def choose(agent):
+        candidates = agent.propose_subgoals(observations, goals, key)  # [N, B, G]
+        q = jax.vmap(agent.q_value, in_axes=(None, 0, None))(observations, candidates, goals)  # [N, B]
+        chosen = agent.sample_subgoals(observations, goals, key)
+        return candidates, q, chosen, agent.q_value(observations, chosen, goals)
+
+    candidates, q, chosen, chosen_q = choose(agent)
+    assert candidates.shape == (6, BATCH, GOAL_DIM) and chosen.shape == (BATCH, GOAL_DIM)
+    np.testing.assert_allclose(chosen_q, q.max(axis=0), rtol=1e-5)
+    assert len(np.unique(np.asarray(q).argmax(axis=0))) > 1, "each state picks its own best proposal"

@@ -212,19 +212,22 @@ class SHARSAAgent(struct.PyTreeNode):
         info["grad/norm"] = losses.global_norm(grads)
         return self.replace(rng=rng, params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
 
-    def sample_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
-        """Rejection sampling: the best of ``num_samples`` high-level samples by ``min_j Q_j``. ``[B, goal_dim]``."""
-        nets = self.networks
+    def propose_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
+        """``num_samples`` subgoals per state from the high-level flow policy: ``[N, B, goal_dim]``."""
         num = self.config.num_samples
         many_observations = jnp.broadcast_to(observations, (num, *observations.shape))  # [N, B, obs_dim]
         many_goals = jnp.broadcast_to(goals, (num, *goals.shape))  # [N, B, goal_dim]
-        noise = jax.random.normal(key, (num, *goals.shape))
-        candidates = euler_sample(
-            lambda x, t: nets["high_actor"].apply(self.params["high_actor"], many_observations, many_goals, x, t),
-            noise,
+        high_actor = self.networks["high_actor"]
+        return euler_sample(
+            lambda x, t: high_actor.apply(self.params["high_actor"], many_observations, many_goals, x, t),
+            jax.random.normal(key, (num, *goals.shape)),
             self.config.flow_steps,
-        )  # [N, B, goal_dim]
-        q = jnp.min(nets["critic"].apply(self.params["critic"], many_observations, many_goals, candidates), axis=0)
+        )
+
+    def sample_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
+        """Rejection sampling: of the proposed subgoals, the one with the highest ``min_j Q_j``. ``[B, goal_dim]``."""
+        candidates = self.propose_subgoals(observations, goals, key)  # [N, B, goal_dim]
+        q = jax.vmap(self.q_value, in_axes=(None, 0, None))(observations, candidates, goals)  # [N, B]
         best = jnp.argmax(q, axis=0)  # [B]
         return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]
 

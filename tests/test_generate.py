@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from scalerl.envs import TASKS, ScalerlError
-from scalerl.generate.oracles import _scene_block_visible, cells_at_distance, default_preset
+from scalerl.generate.oracles import EpisodeSource, _scene_block_visible, cells_at_distance, default_preset
 from scalerl.generate.shards import (
     DatasetPlan,
     generate_dataset,
@@ -335,6 +335,32 @@ def test_recorded_states_match_observations(tiny_datasets):
         assert set(np.unique(data["button_states"])) <= {0, 1}
 
 
+def rollout(task: str, dataset_type: str, seed: int, **kwargs) -> dict[str, np.ndarray]:
+    """Two 30-step episodes from a fresh source."""
+    source = EpisodeSource(task, dataset_type, default_preset(TASKS[task], dataset_type).oracle, 30, seed, **kwargs)
+    arrays = source.allocate(2)
+    for episode in range(2):
+        source.rollout(arrays, episode * source.rows_per_episode)
+    source.close()
+    return arrays
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("task", "dataset_type"), [("cube-single", "noisy"), ("pointmaze-large", "stitch")])
+def test_source_is_a_function_of_its_seed(task, dataset_type):
+    first, again, other = rollout(task, dataset_type, 7), rollout(task, dataset_type, 7), rollout(task, dataset_type, 8)
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["actions"], other["actions"])
+
+
+@pytest.mark.integration
+def test_step_info_reuse_leaves_the_data_bitwise_unchanged():
+    reused, plain = rollout("puzzle-3x3", "noisy", 3), rollout("puzzle-3x3", "noisy", 3, reuse_step_info=False)
+    for key in reused:
+        np.testing.assert_array_equal(reused[key], plain[key])
+
+
 @pytest.mark.integration
 def test_resume_regenerates_only_missing_or_corrupt_shards(tiny_datasets, tmp_path):
     source, _ = tiny_datasets[("pointmaze", 1)]
@@ -391,11 +417,11 @@ def test_refuses_a_directory_holding_another_dataset(tiny_datasets, tmp_path, mo
 @pytest.mark.integration
 def test_sigkill_midway_then_rerun_matches_uninterrupted_run(tmp_path):
     scalerl = shutil.which("scalerl") or str(Path(sys.executable).with_name("scalerl"))
-    args = ["generate", "--env", "pointmaze-medium", "--type", "navigate", "--shards", "4",
+    args = ["generate", "--env", "pointmaze-medium", "--type", "navigate", "--shards", "6",
             "--episodes-per-shard", "8", "--episode-length", "500", "--no-progress"]  # fmt: skip
     reference = tmp_path / "reference"
     generate_dataset(
-        tiny_plan("pointmaze", shards=4, episodes_per_shard=8, episode_length=500), reference, 2, progress_bar=False
+        tiny_plan("pointmaze", shards=6, episodes_per_shard=8, episode_length=500), reference, 2, progress_bar=False
     )
 
     out = tmp_path / "killed"
@@ -408,7 +434,7 @@ def test_sigkill_midway_then_rerun_matches_uninterrupted_run(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not read_manifest(out)["complete"]
-    assert len(list(out.glob("*.npz"))) < 8
+    assert len(list(out.glob("*.npz"))) < 12
 
     rerun = subprocess.run(
         [scalerl, *args, "--workers", "2", "--out", str(out)], check=False, capture_output=True, text=True

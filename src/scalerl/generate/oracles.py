@@ -138,15 +138,28 @@ KeySpecs = dict[str, tuple[tuple[int, ...], str]]
 class EpisodeSource:
     """Writes episodes of one task into preallocated arrays (see the module docstring for the semantics).
 
+    OGBench's oracles draw from numpy's global random state, which the constructor seeds: use one source at a time
+    per process (the shard workers do), or interleaved sources will share that stream.
+
     Args:
         task_name: a key of :data:`scalerl.envs.TASKS`.
         dataset_type: ``play``, ``noisy``, ``navigate`` or ``stitch``.
         oracle: oracle parameters (usually ``default_preset(...).oracle``, possibly with a noise override).
         episode_length: actions per episode; each episode fills ``episode_length + 1`` rows.
         seed: seeds every random stream of this source.
+        reuse_step_info: manipulation only: let ``env.step`` reuse the state info it computed for the observation
+            as its info dict (see :func:`reuse_step_info`); the data are bitwise the same either way.
     """
 
-    def __init__(self, task_name: str, dataset_type: str, oracle: OracleParams, episode_length: int, seed: int):
+    def __init__(
+        self,
+        task_name: str,
+        dataset_type: str,
+        oracle: OracleParams,
+        episode_length: int,
+        seed: int,
+        reuse_step_info: bool = True,
+    ):
         import gymnasium
         import ogbench  # noqa: F401  (registers the environments)
 
@@ -174,6 +187,8 @@ class EpisodeSource:
         if self.task.family == "pointmaze":
             self._init_maze()
         else:
+            if reuse_step_info:
+                _reuse_step_info(self.env)
             self._init_manipulation()
 
     # ----------------------------------------------------------------------------------------------- public API
@@ -378,6 +393,42 @@ class EpisodeSource:
             qpos[row] = info["prev_qpos"]
             qvel[row] = info["prev_qvel"]
             ob = next_ob
+
+
+def _reuse_step_info(env) -> None:
+    """Make a ManipSpace env's ``step`` compute its state info once instead of twice.
+
+    ``ManipSpaceEnv.step`` calls ``compute_observation()`` (which builds ``compute_ob_info()``) and then
+    ``get_step_info()`` (which builds ``compute_ob_info()`` again) on the same post-step state. Here the info built
+    inside ``compute_observation`` is kept and handed to the next ``get_step_info`` if the simulation time has not
+    moved; ``get_reset_info`` and every other caller are untouched. Same values, about 5% less time per step.
+    """
+    compute_ob_info, compute_observation, get_step_info = (
+        env.compute_ob_info,
+        env.compute_observation,
+        env.get_step_info,
+    )
+    kept: dict = {}
+
+    def observation():
+        kept.clear()
+        kept["capture"] = True
+        try:
+            return compute_observation()
+        finally:
+            kept.pop("capture", None)
+
+    def ob_info():
+        info = compute_ob_info()
+        if kept.pop("capture", False):  # the call made by compute_observation
+            kept["info"], kept["time"] = info, env._data.time
+        return info
+
+    def step_info():
+        info, time = kept.pop("info", None), kept.pop("time", None)
+        return info if info is not None and time == env._data.time else get_step_info()
+
+    env.compute_observation, env.compute_ob_info, env.get_step_info = observation, ob_info, step_info
 
 
 def _scene_block_visible(block_xyz: np.ndarray) -> bool:

@@ -68,41 +68,38 @@ def assert_trees_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("name", sorted(AGENTS))
-def test_fused_updates_equal_single_updates(name):
-    agents, dataset, data_keys, sampler, config = setup(name)
-    copy = jax.tree.map(lambda x: x.copy(), agents)
-    fused, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 4)
-    single = copy
-    for step in range(4):
+# The loop's equivalences do not depend on the agent's losses; one agent per family keeps CI time flat as the
+# registry grows: flow BC (no value), GCIQL (TD with a target network), SHARSA (hierarchical, rejection sampling).
+LOOP_AGENTS = [name for name in ("fbc", "gciql", "sharsa") if name in AGENTS]
+
+
+@pytest.mark.parametrize("name", LOOP_AGENTS)
+def test_fused_vmapped_and_restored_agents_are_equivalent(name, tmp_path):
+    """K fused updates == K single updates; vmapped seeds == separate runs; save/restore gives identical actions.
+
+    One test per agent so the compiled programs are shared between the three checks.
+    """
+    agents, dataset, data_keys, sampler, config = setup(name, seeds=2)
+    single = jax.tree.map(lambda x: x.copy(), agents)
+    fused, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 3)
+    for step in range(3):
         single, _ = train_chunk(single, dataset, data_keys, step, sampler, config.batch_size, 1)
     for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(single)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
 
-
-@pytest.mark.parametrize("name", sorted(AGENTS))
-def test_vmapped_seeds_equal_separate_runs(name):
-    agents, dataset, data_keys, sampler, config = setup(name, seeds=2)
-    together, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 3)
     agent_cls, _ = get_agent(name)
     for s in range(2):
         alone = create_agents(agent_cls, config, dataset, sampler, seed_keys(0, 2)[s : s + 1])
         alone, _ = train_chunk(alone, dataset, data_keys[s : s + 1], 0, sampler, config.batch_size, 3)
-        for x, y in zip(jax.tree.leaves(together), jax.tree.leaves(alone)):
+        for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(alone)):
             np.testing.assert_allclose(np.asarray(x)[s], np.asarray(y)[0], rtol=1e-5, atol=1e-6)
 
-
-@pytest.mark.parametrize("name", sorted(AGENTS))
-def test_save_restore_gives_identical_actions(name, tmp_path):
-    agents, dataset, data_keys, sampler, config = setup(name)
-    agents, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 2)
-    save_checkpoint(str(tmp_path), 2, agents, keep=2)
-    agent_cls, _ = get_agent(name)
+    save_checkpoint(str(tmp_path), 3, fused, keep=2)
     template = create_agents(agent_cls, config, dataset, sampler, seed_keys(5, 2))
     restored = restore_checkpoint(list_checkpoints(str(tmp_path))[-1][1], template)
     observations = np.asarray(dataset.observations[:10])[None].repeat(2, 0)
     key = jax.random.PRNGKey(3)
-    expected = make_policy_fn(agents)(observations, observations, key)
+    expected = make_policy_fn(fused)(observations, observations, key)
     np.testing.assert_array_equal(make_policy_fn(restored)(observations, observations, key), expected)
 
 

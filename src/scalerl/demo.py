@@ -178,6 +178,8 @@ def write_report(demo: DemoConfig, out: str, timings: dict[str, float]) -> str:
 
 def demo(
     out: Path = typer.Option(Path("scalerl-demo"), help="Output directory (data, runs, report.md, report.png)."),
+    task: str = typer.Option(DemoConfig.task, help="Task (a pointmaze-* task with navigate data by default)."),
+    hidden: int = typer.Option(DemoConfig.hidden, help="Width of the 2-layer MLPs of every agent."),
     steps: int = typer.Option(DemoConfig.steps, help="Gradient updates per agent and seed."),
     seeds: int = typer.Option(DemoConfig.seeds, help="Seeds per agent."),
     transitions: int = typer.Option(DemoConfig.transitions, help="Dataset size in transitions."),
@@ -187,6 +189,14 @@ def demo(
     """Run a small real study on the CPU: generate data, train flow BC / GCIQL / SHARSA, evaluate, report."""
     if steps <= 0 or seeds <= 0 or transitions <= 0 or eval_episodes <= 0:
         raise ScalerlError("--steps, --seeds, --transitions and --eval-episodes: expected positive integers")
-    config = DemoConfig(steps=steps, seeds=seeds, transitions=transitions, eval_episodes=eval_episodes)
+    from scalerl.envs import parse_env_name
+
+    parsed = parse_env_name(task)
+    if hidden <= 0:
+        raise ScalerlError(f"--hidden: expected a positive integer, got {hidden}")
+    config = DemoConfig(
+        task=parsed.task.name, dataset_type=parsed.dataset_type or parsed.task.types[0], steps=steps, seeds=seeds,
+        transitions=transitions, eval_episodes=eval_episodes, hidden=hidden,
+    )
     report = run_demo(config, str(out), progress=progress)
     typer.echo(f"report: {os.path.abspath(report)} (plot: {os.path.join(os.path.abspath(out), 'report.png')})")

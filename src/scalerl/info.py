@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -11,14 +10,7 @@ import numpy as np
 import typer
 
 from scalerl.envs import ScalerlError
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from scalerl.generate.shards import sha256_file
 
 
 def _shard_summary(path: str) -> dict:
@@ -27,7 +19,7 @@ def _shard_summary(path: str) -> dict:
 
     arrays = read_shard(path)
     with np.load(path, allow_pickle=False) as file:
-        keys = {key: (list(file[key].shape[1:]), file[key].dtype.str.lstrip("<|=")) for key in file.files}
+        keys = {key: (list(file[key].shape[1:]), file[key].dtype.name) for key in file.files}
     episodes = int(arrays["terminals"].sum())
     rows = int(arrays["terminals"].shape[0])
     return dict(rows=rows, episodes=episodes, transitions=rows - episodes, keys=keys)
@@ -109,7 +101,7 @@ def _check_manifest(directory: str, manifest: dict, verify: bool):
             if not os.path.isfile(full):
                 missing.append(name)
                 continue
-            if verify and record.get("sha256") and _sha256(full) != record["sha256"]:
+            if verify and record.get("sha256") and sha256_file(full) != record["sha256"]:
                 mismatched.append(name)
             bucket.append(full)
     missing_count = len(missing) + max(0, planned - len(entries))

@@ -1,0 +1,262 @@
+# ruff: noqa: B008  (typer declares options as argument defaults)
+"""``scalerl sweep``, ``scalerl fit`` and ``scalerl report``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from scalerl.envs import ScalerlError
+
+
+def sweep(
+    spec: Path = typer.Argument(..., help="Sweep file: TOML (YAML with PyYAML). See docs/scaling.md."),
+    out: Path | None = typer.Option(None, help="Sweep directory (default: the file's `out`, else sweeps/<name>)."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Trials at a time (default: the file's `workers`, else the CPU count; Ray: cluster CPUs)."
+    ),
+    max_retries: int | None = typer.Option(
+        None, "--max-retries", min=0, help="Extra attempts per failing trial in this run (default: the file's, 2)."
+    ),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Run trials as Ray tasks: 'auto' (running cluster), 'local' (start one) or an ADDRESS."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the trials, their status and commands; run nothing."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show live progress (done/running/failed)."),
+) -> None:
+    """Run a grid of trials; re-running skips finished trials and retries failed ones."""
+    from scalerl.scaling.spec import load_spec
+    from scalerl.scaling.sweep import read_trial, run_sweep
+
+    loaded = load_spec(spec)
+    sweep_dir = os.path.abspath(str(out) if out else loaded.out or os.path.join("sweeps", loaded.name))
+    if dry_run:
+        trials = loaded.trials()
+        for trial in trials:
+            trial_dir = os.path.join(sweep_dir, trial.name)
+            state = read_trial(trial_dir) or {}
+            typer.echo(f"[{state.get('status', 'new')}] {trial.name}: {loaded.render(trial, trial_dir, sweep_dir)}")
+        typer.echo(f"{len(trials)} trials in {sweep_dir}")
+        return
+    summary = run_sweep(loaded, sweep_dir, workers=workers, max_retries=max_retries, ray_address=ray, progress=progress)
+    typer.echo(
+        f"{summary.done}/{summary.total} trials done ({summary.skipped} already done), {len(summary.failed)} failed, "
+        f"{summary.attempts} attempts; sweep directory: {summary.sweep_dir}"
+    )
+    for name in summary.failed:
+        state = read_trial(os.path.join(summary.sweep_dir, name)) or {}
+        typer.echo(f"  failed: {name} after {state.get('attempts')} attempts: {state.get('error')}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _parse_floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ScalerlError(f"{flag}: expected comma-separated numbers, got '{text}'") from None
+
+
+def _parse_max_returns(items: list[str] | None) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        env, _, value = item.partition("=")
+        try:
+            out[env] = float(value)
+        except ValueError:
+            raise ScalerlError(f"--max-return: expected ENV=VALUE, got '{item}'") from None
+    return out
+
+
+def _load(sources: list[Path], step_start: int, step_interval: int, max_returns: list[str] | None):
+    from scalerl.scaling.results import load_source, merge_results
+
+    if not sources:
+        raise ScalerlError("--source: give at least one run directory, sweep directory, qscaled .zip or W&B .csv")
+    options = {"step_start": step_start, "step_interval": step_interval, "max_returns": _parse_max_returns(max_returns)}
+    loaded = []
+    for source in sources:
+        zip_options = options if str(source).endswith(".zip") else {}
+        loaded.append(load_source(source, **zip_options))
+    return merge_results(loaded)
+
+
+_SOURCE_HELP = "Run directory, sweep directory, qscaled .zip or W&B .csv export (repeat for several)."
+
+
+def _fit_options(**kwargs):
+    from scalerl.scaling.analysis import FitOptions
+
+    thresholds = _parse_floats(kwargs.pop("thresholds"), "--thresholds")
+    propose = _parse_floats(kwargs.pop("propose_utds"), "--propose-utds")
+    budgets = _parse_floats(kwargs.pop("propose_budgets"), "--propose-budgets")
+    if kwargs["num_bootstrap"] < 1:
+        raise ScalerlError("--bootstrap: expected at least 1 resample")
+    return FitOptions(
+        thresholds=thresholds,
+        propose_utds=propose or FitOptions.propose_utds,
+        propose_budgets=budgets,
+        **kwargs,
+    )
+
+
+def fit(
+    source: list[Path] = typer.Option([], "--source", help=_SOURCE_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help="Write every fitted number (with its CI) here."),
+    metric: str | None = typer.Option(None, help="Metric to fit (default: return, else success)."),
+    thresholds: str | None = typer.Option(None, help="Comma-separated thresholds J (default: 10%..80% of scale)."),
+    selection_threshold: float | None = typer.Option(None, help="J at which B*, eta* are chosen (default: highest)."),
+    bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples of the seeds."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    interpolate: bool = typer.Option(False, "--interpolate", help="Interpolate crossings between log points."),
+    n_params: float | None = typer.Option(None, help="Critic parameter count N for compute (default: from runs)."),
+    delta: float = typer.Option(1e10, help="Data-to-compute conversion delta in F = C + delta * D."),
+    compute_k: float = typer.Option(10.0, help="k in C = k * sigma * B * N * D."),
+    heldout: int = typer.Option(1, help="Highest thresholds held out of the sigma*(F) fit."),
+    baseline_utd: float = typer.Option(2.0, help="sigma whose best (B, eta) is the baseline."),
+    propose_utds: str = typer.Option("0.5,1,2,4,8,16,32", help="sigma values to propose B*, eta* for."),
+    propose_budgets: str | None = typer.Option(None, help="Budgets F to propose sigma* for (default: 2x-100x F*)."),
+    step_start: int = typer.Option(5000, help="qscaled zips without a step column: step of row 0."),
+    step_interval: int = typer.Option(1000, help="qscaled zips without a step column: steps between rows."),
+    max_return: list[str] = typer.Option([], help="ENV=VALUE: normalise that env's returns to 1000 (repeatable)."),
+) -> None:
+    """Fit the scaling laws of SCALING.md to runs; print a summary and optionally write all numbers as JSON."""
+    from scalerl.scaling.analysis import fit_all
+
+    options = _fit_options(
+        metric=metric,
+        thresholds=thresholds,
+        selection_threshold=selection_threshold,
+        num_bootstrap=bootstrap,
+        seed=seed,
+        interpolate=interpolate,
+        n_params=n_params,
+        delta=delta,
+        compute_k=compute_k,
+        heldout=heldout,
+        baseline_utd=baseline_utd,
+        propose_utds=propose_utds,
+        propose_budgets=propose_budgets,
+    )
+    results = _load(source, step_start, step_interval, max_return)
+    fits = fit_all(results, options)
+    fits["sources"] = [os.path.abspath(s) for s in source]
+    for line in summary_lines(fits):
+        typer.echo(line)
+    if json_path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        with open(json_path, "w") as f:
+            json.dump(fits, f, indent=1)
+        typer.echo(f"wrote {os.path.abspath(json_path)}")
+
+
+def summary_lines(fits: dict) -> list[str]:
+    """A few lines of the headline numbers of a fit dict."""
+
+    def est(entry) -> str:
+        if not isinstance(entry, dict) or entry.get("value") is None:
+            return "n/a"
+        low, high = entry["ci"]
+        fmt = lambda v: "n/a" if v is None else f"{v:.4g}"
+        return f"{fmt(entry['value'])} [{fmt(low)}, {fmt(high)}]"
+
+    lines = []
+    online = fits.get("online")
+    if online:
+        lines.append(f"online: {len(online['configs'])} configurations, envs: {', '.join(online['envs'])}")
+        for name, symbol in (("lr", "eta*"), ("batch_size", "B*")):
+            if name in online.get("hyperparams", {}):
+                lines.append(f"  {symbol}(sigma) shared slope: {est(online['hyperparams'][name]['shared']['slope'])}")
+        for entry in online.get("data_efficiency", {}).get("fits", []):
+            if "alpha" in entry:
+                lines.append(f"  D_J(sigma) J={entry['threshold']:g}: alpha {est(entry['alpha'])}")
+        law = online.get("compute", {}).get("budget_law")
+        if law:
+            errors = ", ".join(est(h["log10_error"]) for h in law["heldout"])
+            lines.append(f"  sigma*(F) slope {est(law['slope'])}; held-out log10 error {errors}")
+        if online.get("compute", {}).get("note"):
+            lines.append(f"  {online['compute']['note']}")
+    for entry in fits.get("offline", []):
+        lines.append(
+            f"offline {entry['axis']} [{entry['label']}]: y_inf {est(entry.get('y_inf'))}, b {est(entry.get('b'))}"
+        )
+    return lines
+
+
+def report(
+    source: list[Path] = typer.Option([], "--source", help=_SOURCE_HELP),
+    out: Path = typer.Option(Path("scaling_report"), help="Directory for report.md and the PNG plots."),
+    fits_path: Path | None = typer.Option(None, "--fits", help="Fits JSON from `scalerl fit --json` (else fit now)."),
+    metric: str | None = typer.Option(None, help="Metric to fit (default: return, else success)."),
+    thresholds: str | None = typer.Option(None, help="Comma-separated thresholds J (default: 10%..80% of scale)."),
+    selection_threshold: float | None = typer.Option(None, help="J at which B*, eta* are chosen (default: highest)."),
+    bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples of the seeds."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    interpolate: bool = typer.Option(False, "--interpolate", help="Interpolate crossings between log points."),
+    n_params: float | None = typer.Option(None, help="Critic parameter count N for compute (default: from runs)."),
+    delta: float = typer.Option(1e10, help="Data-to-compute conversion delta in F = C + delta * D."),
+    compute_k: float = typer.Option(10.0, help="k in C = k * sigma * B * N * D."),
+    heldout: int = typer.Option(1, help="Highest thresholds held out of the sigma*(F) fit."),
+    baseline_utd: float = typer.Option(2.0, help="sigma whose best (B, eta) is the baseline."),
+    propose_utds: str = typer.Option("0.5,1,2,4,8,16,32", help="sigma values to propose B*, eta* for."),
+    propose_budgets: str | None = typer.Option(None, help="Budgets F to propose sigma* for (default: 2x-100x F*)."),
+    step_start: int = typer.Option(5000, help="qscaled zips without a step column: step of row 0."),
+    step_interval: int = typer.Option(1000, help="qscaled zips without a step column: steps between rows."),
+    max_return: list[str] = typer.Option([], help="ENV=VALUE: normalise that env's returns to 1000 (repeatable)."),
+) -> None:
+    """Write PNG plots and a markdown report (fitted laws, proposed hyper-parameters) for runs or a fits JSON."""
+    from scalerl.scaling.analysis import choose_metric, fit_all
+    from scalerl.scaling.report import write_report
+    from scalerl.scaling.results import extract_curves
+
+    fits = None
+    if fits_path is not None:
+        try:
+            with open(fits_path) as f:
+                fits = json.load(f)
+        except (OSError, json.JSONDecodeError) as error:
+            raise ScalerlError(f"--fits {fits_path}: not a readable fits JSON ({error})") from None
+        if not isinstance(fits, dict) or "metric" not in fits:
+            raise ScalerlError(f"--fits {fits_path}: not a fits JSON written by `scalerl fit --json`")
+        source = source or [Path(s) for s in fits.get("sources", []) if os.path.exists(s)]
+    results = _load(source, step_start, step_interval, max_return) if source else None
+    if fits is None:
+        if results is None:
+            raise ScalerlError("--source or --fits: give the runs to fit or a fits JSON")
+        options = _fit_options(
+            metric=metric,
+            thresholds=thresholds,
+            selection_threshold=selection_threshold,
+            num_bootstrap=bootstrap,
+            seed=seed,
+            interpolate=interpolate,
+            n_params=n_params,
+            delta=delta,
+            compute_k=compute_k,
+            heldout=heldout,
+            baseline_utd=baseline_utd,
+            propose_utds=propose_utds,
+            propose_budgets=propose_budgets,
+        )
+        fits = fit_all(results, options)
+        fits["sources"] = [os.path.abspath(s) for s in source]
+    curves, panels = None, None
+    if results is not None:
+        varying = results.varying()
+        curves = extract_curves(results, choose_metric(results, fits["metric"]), varying)
+        if "utd" in varying:
+            panels = [c for c in ("env", "utd") if c in varying or c == "env" and c in results.config_columns]
+            curves = extract_curves(results, fits["metric"], sorted(set(varying) | set(panels)))
+        else:
+            panels = [c for c in ("agent",) if c in varying] or varying[:1]
+    path = write_report(fits, str(out), curves, panels)
+    with open(os.path.join(out, "fits.json"), "w") as f:
+        json.dump(fits, f, indent=1)
+    typer.echo(f"wrote {os.path.abspath(path)} (plots and fits.json beside it)")

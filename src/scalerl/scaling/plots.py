@@ -1,0 +1,313 @@
+"""PNG plots of scaling fits. Plotters read the fit dict (``scalerl fit --json``) and never fit anything.
+
+Each function draws one figure, saves it to ``path`` and returns the path (None when the fits hold nothing to draw).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from scalerl.scaling.results import Curves, format_value
+
+
+def _grid(count: int, columns: int = 4, size: float = 3.2):
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * 0.85 * rows), squeeze=False)
+    for axis in axes.flat[count:]:
+        axis.set_visible(False)
+    return figure, list(axes.flat[:count])
+
+
+def _save(figure, path: str) -> str:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _value(entry, key="value"):
+    """The point value of an ``{"value", "ci"}`` entry (NaN for None)."""
+    if entry is None:
+        return float("nan")
+    value = entry.get(key) if isinstance(entry, dict) else entry
+    return float("nan") if value is None else float(value)
+
+
+def _ci(entry) -> tuple[float, float]:
+    low, high = (entry or {}).get("ci", [None, None])
+    return (float("nan") if low is None else low, float("nan") if high is None else high)
+
+
+def plot_learning_curves(
+    curves: Curves, metric: str, path: str, panel_keys: list[str], line_keys: list[str], max_panels: int = 48
+) -> str | None:
+    """Seed-mean learning curves (shaded: +- one standard error), one panel per ``panel_keys`` value.
+
+    Args:
+        curves: per-configuration curves.
+        metric: the metric's name (y label).
+        path: output PNG.
+        panel_keys: configuration columns that pick the panel (e.g. env and utd).
+        line_keys: configuration columns that label the lines inside a panel.
+        max_panels: draw at most this many panels (the first ones in sorted order).
+    """
+    if not curves.values:
+        return None
+    panels: dict[tuple, list[int]] = {}
+    for index, row in curves.configs.iterrows():
+        panels.setdefault(tuple(row[k] for k in panel_keys), []).append(index)
+    keys = sorted(panels, key=lambda k: tuple(str(v) for v in k))[:max_panels]
+    figure, axes = _grid(len(keys))
+    for axis, key in zip(axes, keys):
+        members = panels[key]
+        colours = plt.cm.viridis(np.linspace(0, 0.9, len(members)))
+        for colour, index in zip(colours, members):
+            steps, values = curves.steps[index], curves.values[index]
+            with np.errstate(invalid="ignore"):
+                count = np.sum(np.isfinite(values), axis=1)
+                mean = np.nanmean(values, axis=1)
+                error = np.nanstd(values, axis=1) / np.sqrt(np.maximum(count, 1))
+            row = curves.configs.loc[index]
+            label = " ".join(f"{k}={format_value(row[k])}" for k in line_keys) or None
+            axis.plot(steps, mean, color=colour, lw=1, label=label)
+            axis.fill_between(steps, mean - error, mean + error, color=colour, alpha=0.15, lw=0)
+        axis.set_title(" ".join(f"{k}={format_value(v)}" for k, v in zip(panel_keys, key)) or metric, fontsize=8)
+        axis.set_xlabel("step", fontsize=8)
+        axis.set_ylabel(metric, fontsize=8)
+        axis.tick_params(labelsize=7)
+        if len(members) <= 8 and line_keys:
+            axis.legend(fontsize=6)
+    return _save(figure, path)
+
+
+def plot_hyperparams(online: dict, path: str) -> str | None:
+    """B* and eta* versus sigma per environment: bootstrap points with intervals, shared and per-env fits."""
+    hyper = online.get("hyperparams", {})
+    names = [name for name in ("batch_size", "lr") if name in hyper]
+    if not names:
+        return None
+    envs = online["envs"]
+    figure, axes = plt.subplots(len(names), len(envs), figsize=(2.8 * len(envs), 2.6 * len(names)), squeeze=False)
+    proposals = hyper.get("proposals", [])
+    for row, name in enumerate(names):
+        fit = hyper[name]
+        for column, env in enumerate(envs):
+            axis = axes[row][column]
+            points = [p for p in fit["points"] if p["env"] == env]
+            utds = np.array([p["utd"] for p in points], dtype=float)
+            values = np.array([_value(p) for p in points])
+            lows, highs = np.array([_ci(p) for p in points]).T if points else (np.array([]), np.array([]))
+            axis.errorbar(
+                utds,
+                values,
+                yerr=[values - lows, highs - values],
+                fmt="o",
+                color="k",
+                ms=4,
+                capsize=2,
+                label="bootstrap best",
+            )
+            proposed = [p for p in proposals if p["env"] == env and name in p]
+            grid = np.geomspace(
+                min([*utds, *(p["utd"] for p in proposed)] or [1]),
+                max([*utds, *(p["utd"] for p in proposed)] or [1]),
+                50,
+            )
+            shared_slope, shared_intercept = (
+                _value(fit["shared"]["slope"]),
+                _value(fit["shared"]["intercepts"].get(env)),
+            )
+            axis.plot(
+                grid,
+                10 ** (shared_slope * np.log10(grid) + shared_intercept),
+                "C0-",
+                label=f"shared slope {shared_slope:.3f}",
+            )
+            per_env = fit["per_env"].get(env, {})
+            slope, intercept = _value(per_env.get("slope")), _value(per_env.get("intercept"))
+            if np.isfinite(slope):
+                axis.plot(grid, 10 ** (slope * np.log10(grid) + intercept), "C1--", lw=1, label="per-env")
+            if proposed:
+                axis.plot(
+                    [p["utd"] for p in proposed],
+                    [p[name] for p in proposed],
+                    "s",
+                    color="C2",
+                    ms=3,
+                    mfc="none",
+                    label="proposed",
+                )
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+            axis.set_title(env, fontsize=8)
+            axis.set_xlabel("UTD sigma", fontsize=8)
+            axis.set_ylabel("B*" if name == "batch_size" else "eta*", fontsize=8)
+            axis.tick_params(labelsize=7)
+            if column == 0:
+                axis.legend(fontsize=6)
+    return _save(figure, path)
+
+
+def plot_data_efficiency(online: dict, path: str) -> str | None:
+    """D_J versus sigma: the environment-aggregated data per threshold and its fitted law."""
+    efficiency = online.get("data_efficiency")
+    if not efficiency or not efficiency.get("fits"):
+        return None
+    utds = np.array(efficiency["utds"], dtype=float)
+    aggregate = np.array([[np.nan if v is None else v for v in row] for row in efficiency["aggregate"]], dtype=float)
+    figure, axis = plt.subplots(figsize=(5.5, 4.2))
+    colours = plt.cm.plasma(np.linspace(0, 0.85, len(efficiency["fits"])))
+    grid = np.geomspace(utds.min() / 2, utds.max() * 4, 100)
+    for colour, row, fit in zip(colours, aggregate, efficiency["fits"]):
+        axis.plot(utds, row, "o", color=colour, ms=4)
+        if "alpha" in fit:
+            d_min, beta, alpha = _value(fit["d_min"]), _value(fit["beta"]), _value(fit["alpha"])
+            axis.plot(
+                grid,
+                d_min + (beta / grid) ** alpha,
+                "-",
+                color=colour,
+                lw=1,
+                label=f"J={format_value(fit['threshold'])}: alpha={alpha:.2f}",
+            )
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("UTD sigma")
+    axis.set_ylabel("D_J: data to threshold (env-normalised)")
+    axis.set_title("D_J(sigma) = D_min + (beta / sigma)^alpha", fontsize=9)
+    axis.legend(fontsize=6)
+    return _save(figure, path)
+
+
+def plot_pareto(online: dict, path: str) -> str | None:
+    """The data-compute Pareto frontier per threshold, with each threshold's budget-optimal point."""
+    compute = online.get("compute", {})
+    if not compute.get("frontiers"):
+        return None
+    figure, axis = plt.subplots(figsize=(5.5, 4.2))
+    colours = plt.cm.plasma(np.linspace(0, 0.85, len(compute["frontiers"])))
+    optima = {o["threshold"]: o for o in compute.get("optima", [])}
+    for colour, frontier in zip(colours, compute["frontiers"]):
+        c, d = np.array(frontier["compute"], dtype=float), np.array(frontier["data"], dtype=float)
+        mask = np.array(frontier["pareto"], dtype=bool)
+        axis.plot(c, d, ":", color=colour, lw=0.8)
+        axis.plot(c[mask], d[mask], "-", color=colour, lw=1.5, label=f"J={format_value(frontier['threshold'])}")
+        optimum = optima.get(frontier["threshold"])
+        if optimum:
+            axis.plot(_value(optimum["compute"]), _value(optimum["data"]), "o", color=colour, mec="k", ms=6)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("C_J: compute to threshold")
+    axis.set_ylabel("D_J: data to threshold")
+    axis.set_title(f"Pareto frontier (dots: min C + {compute['delta']:.2g} D)", fontsize=9)
+    axis.legend(fontsize=6)
+    return _save(figure, path)
+
+
+def plot_budget(online: dict, path: str) -> str | None:
+    """Budget-optimal sigma* versus budget F*, the fitted law, and the held-out thresholds it predicts."""
+    compute = online.get("compute", {})
+    optima = compute.get("optima", [])
+    if not optima:
+        return None
+    budgets = np.array([_value(o["budget"]) for o in optima])
+    utds = np.array([_value(o["utd"]) for o in optima])
+    intervals = np.array([_ci(o["utd"]) for o in optima])
+    figure, axis = plt.subplots(figsize=(5.5, 4.2))
+    heldout = {h["threshold"] for h in compute.get("budget_law", {}).get("heldout", [])}
+    is_heldout = np.array([o["threshold"] in heldout for o in optima])
+    for mask, marker, label in ((~is_heldout, "o", "fitted"), (is_heldout, "x", "held out")):
+        if mask.any():
+            axis.errorbar(
+                budgets[mask],
+                utds[mask],
+                yerr=[utds[mask] - intervals[mask, 0], intervals[mask, 1] - utds[mask]],
+                fmt=marker,
+                color="k",
+                capsize=2,
+                label=label,
+            )
+    law = compute.get("budget_law")
+    if law:
+        grid = np.geomspace(budgets.min() / 2, budgets.max() * 100, 50)
+        slope, intercept = _value(law["slope"]), _value(law["intercept"])
+        axis.plot(grid, 10 ** (intercept + slope * np.log10(grid)), "C0-", label=f"sigma* ~ F^{slope:.2f}")
+        for proposal in compute.get("budget_proposals", []):
+            axis.plot(proposal["budget"], proposal["utd"], "s", color="C2", mfc="none")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("F*: budget C + delta * D at the optimum")
+    axis.set_ylabel("sigma*: budget-optimal UTD")
+    axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_offline(offline: list[dict], metric: str, path: str) -> str | None:
+    """Final metric versus each resource axis (dataset size, network size, subgoal steps), one line per agent."""
+    if not offline:
+        return None
+    axes_names = sorted({fit["axis"] for fit in offline})
+    figure, axes = _grid(len(axes_names), columns=3, size=4.2)
+    for axis, name in zip(axes, axes_names):
+        fits = [fit for fit in offline if fit["axis"] == name]
+        for colour, fit in zip(plt.cm.tab10(np.arange(len(fits)) % 10), fits):
+            x = np.array(fit["points"]["x"], dtype=float)
+            mean = np.array([np.nan if v is None else v for v in fit["points"]["mean"]], dtype=float)
+            ci = np.array([[np.nan if v is None else v for v in c] for c in fit["points"]["ci"]], dtype=float)
+            axis.errorbar(
+                x, mean, yerr=[mean - ci[:, 0], ci[:, 1] - mean], fmt="o", color=colour, capsize=2, label=fit["label"]
+            )
+            if "b" in fit:
+                grid = np.geomspace(x.min(), x.max() * 4, 60)
+                y_inf, a, b = _value(fit["y_inf"]), _value(fit["a"]), _value(fit["b"])
+                axis.plot(grid, y_inf - a * grid ** (-b), "-", color=colour, lw=1)
+                axis.axhline(y_inf, color=colour, ls=":", lw=0.7)
+        axis.set_xscale("log")
+        axis.set_xlabel(name)
+        axis.set_ylabel(f"final {metric}")
+        axis.set_title(f"{metric} vs {name}: y_inf - a x^-b", fontsize=9)
+        axis.legend(fontsize=6)
+    return _save(figure, path)
+
+
+def plot_model_size(online: dict, path: str) -> str | None:
+    """D_J(sigma, N) at the selection threshold: data points per N and the fitted surface's slices."""
+    models = online.get("model_size")
+    if not models:
+        return None
+    figure, axes = _grid(len(models), columns=3, size=4.2)
+    for axis, (name, model) in zip(axes, models.items()):
+        if not model.get("data"):
+            axis.set_visible(False)
+            continue
+        fit = model["data"][-1]
+        points = fit["points"]
+        sizes = sorted({p["n_params"] for p in points})
+        colours = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
+        utds = np.array([p["utd"] for p in points], dtype=float)
+        grid = np.geomspace(utds.min() / 2, utds.max() * 4, 60)
+        c0, a, alpha, b, beta = (_value(fit[k]) for k in ("c0", "a", "alpha", "b", "beta"))
+        for colour, size in zip(colours, sizes):
+            chosen = [p for p in points if p["n_params"] == size]
+            axis.plot(
+                [p["utd"] for p in chosen],
+                [np.nan if p["data"] is None else p["data"] for p in chosen],
+                "o",
+                color=colour,
+                label=f"N={size:.3g}",
+            )
+            axis.plot(grid, c0 * (1 + (a / grid) ** alpha + (b / size) ** beta), "-", color=colour, lw=1)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("UTD sigma")
+        axis.set_ylabel(f"D_J, J={format_value(fit['threshold'])}")
+        axis.set_title(name, fontsize=9)
+        axis.legend(fontsize=6)
+    return _save(figure, path)

@@ -223,3 +223,17 @@ def test_tiny_end_to_end_generate_train_evaluate(tiny_maze, tmp_path):
     assert (out / "curves.png").stat().st_size > 0
     evaluated = scalerl("eval", str(out), "--episodes", "1")
     assert "seed 1: success" in evaluated.stdout
+
+
+def test_missing_logging_package_is_a_one_line_error_before_anything_is_written(tmp_path):
+    import importlib.util
+
+    from scalerl.train import TrainConfig, train
+
+    if importlib.util.find_spec("tensorboardX") is not None:
+        pytest.skip("tensorboardX is installed")
+    config = TrainConfig(agent="fbc", env="pointmaze-medium", data=str(tmp_path), out=str(tmp_path / "run"),
+                         tensorboard=True)
+    with pytest.raises(ScalerlError, match="--tensorboard: needs the tensorboardX package"):
+        train(config, tiny_config("fbc"), progress=False)
+    assert not (tmp_path / "run").exists()

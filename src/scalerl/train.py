@@ -28,6 +28,7 @@ import numpy as np
 from scalerl.data import Dataset
 from scalerl.envs import ScalerlError
 from scalerl.sampling import GoalSamplerConfig, sample_batch
+from scalerl.sinks import MetricSinks, check_sinks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,10 @@ class TrainConfig:
     """How many recent checkpoints to keep."""
     validate: bool = True
     """Log the validation loss on the ``-val`` data (when the dataset has it)."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (RUN_DIR/tensorboard; needs tensorboardX)."""
+    wandb_project: str | None = None
+    """Also log to this Weights & Biases project (needs wandb)."""
 
     def __post_init__(self):
         for name in ("steps", "seeds", "log_interval", "save_interval", "keep_checkpoints"):
@@ -214,14 +219,17 @@ def _append_jsonl(path: str, rows: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def run_evaluation(agents, env_name: str, episodes: int, seed: int, step: int, progress: bool) -> list[dict]:
-    """OGBench-protocol evaluation of every seed's agent; one row per seed."""
+def run_evaluation(
+    agents, env_name: str, episodes: int, seed: int, step: int, progress: bool, video_dir: str | None = None
+) -> list[dict]:
+    """OGBench-protocol evaluation of every seed's agent; one row per seed (videos of seed 0 into ``video_dir``)."""
     from scalerl.evaluation import evaluate
 
     num_seeds = jax.tree.leaves(agents)[0].shape[0]
     # The same evaluation episodes (start states and goals) at every step, so curves compare like with like.
     result = evaluate(
-        make_policy_fn(agents), env_name, num_episodes=episodes, seed=seed, num_seeds=num_seeds, progress=progress
+        make_policy_fn(agents), env_name, num_episodes=episodes, seed=seed, num_seeds=num_seeds, progress=progress,
+        video=video_dir is not None, video_dir=video_dir,
     )
     rows = []
     for s, per_seed in enumerate(result.per_seed):
@@ -248,6 +256,7 @@ def train(config: TrainConfig, agent_config, resume: bool = False, progress: boo
     agent_cls, config_cls = get_agent(config.agent)
     if not isinstance(agent_config, config_cls):
         raise ScalerlError(f"--agent: config {type(agent_config).__name__} does not belong to agent '{config.agent}'")
+    check_sinks(config.tensorboard, config.wandb_project)
     run_dir = config.out
     config_path = os.path.join(run_dir, "config.json")
     saved = {"train": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}
@@ -297,6 +306,7 @@ def train(config: TrainConfig, agent_config, resume: bool = False, progress: boo
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)
 
+    sinks = MetricSinks(run_dir, config.tensorboard, config.wandb_project, saved_json)
     batch_size = agent_config.batch_size
     bar = tqdm(total=config.steps, initial=start, unit="upd", desc=f"{config.agent} x{config.seeds}", disable=not progress)
     step = start
@@ -309,17 +319,22 @@ def train(config: TrainConfig, agent_config, resume: bool = False, progress: boo
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(val_keys)
             val_rows = _to_floats(validation_info(agents, val_dataset, step_keys, sampler, batch_size), "val/")
             rows = [{**row, **val_row} for row, val_row in zip(rows, val_rows)]
-        _append_jsonl(metrics_path, [{"step": step, "seed": s, **row} for s, row in enumerate(rows)])
+        rows = [{"step": step, "seed": s, **row} for s, row in enumerate(rows)]
+        _append_jsonl(metrics_path, rows)
+        sinks.write(rows)
         bar.update(count)
         if config.eval_interval and step % config.eval_interval == 0 and step < config.steps and config.eval_episodes:
-            _append_jsonl(eval_path, run_evaluation(agents, config.env, config.eval_episodes, config.seed, step, False))
+            eval_rows = run_evaluation(agents, config.env, config.eval_episodes, config.seed, step, False)
+            _append_jsonl(eval_path, eval_rows)
+            sinks.write(eval_rows)
         if step % config.save_interval == 0 or step == config.steps:
             save_checkpoint(run_dir, step, agents, config.keep_checkpoints)
     bar.close()
     if config.eval_episodes and not _has_eval(eval_path, config.steps):
-        _append_jsonl(
-            eval_path, run_evaluation(agents, config.env, config.eval_episodes, config.seed, config.steps, progress)
-        )
+        eval_rows = run_evaluation(agents, config.env, config.eval_episodes, config.seed, config.steps, progress)
+        _append_jsonl(eval_path, eval_rows)
+        sinks.write(eval_rows)
+    sinks.close()
     from scalerl.plots import plot_run
 
     plot_run(run_dir)

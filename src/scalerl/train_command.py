@@ -35,6 +35,8 @@ def train(
     eval_episodes: int = typer.Option(10, help="Evaluation episodes per task (0: no evaluation)."),
     save_interval: int = typer.Option(10_000, help="Updates between checkpoints."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Log the loss on the -val data."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (needs tensorboardX)."),
+    wandb_project: str = typer.Option(None, help="Also log to this Weights & Biases project (needs wandb)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -52,7 +54,7 @@ def train(
     config = TrainConfig(
         agent=agent, env=env, data=str(data), out=str(out), steps=steps, seeds=seeds, seed=seed,
         log_interval=log_interval, eval_interval=eval_interval, eval_episodes=eval_episodes,
-        save_interval=save_interval, validate=validate,
+        save_interval=save_interval, validate=validate, tensorboard=tensorboard, wandb_project=wandb_project,
     )
     run_dir = run_train(config, agent_config, resume=resume, progress=progress)
     _print_eval_summary(run_dir)
@@ -72,6 +74,7 @@ def evaluate_run(
     run_dir: Path = typer.Argument(..., help="A run directory written by `scalerl train`."),
     episodes: int = typer.Option(10, help="Evaluation episodes per task."),
     seed: int = typer.Option(12345, help="Seed of the evaluation episodes."),
+    video: bool = typer.Option(False, "--video", help="Render the first episode of each task to RUN_DIR/videos."),
 ) -> None:
     """Evaluate a run's latest checkpoint with OGBench's protocol; writes RUN_DIR/eval_final.json."""
     from scalerl.agents import get_agent, sampler_config
@@ -98,7 +101,8 @@ def evaluate_run(
         agent_cls, agent_config, dataset, sampler_config(agent_config), seed_keys(0, saved["train"]["seeds"])
     )
     agents = restore_checkpoint(path, template)
-    rows = run_evaluation(agents, env, episodes, seed, step, True)
+    video_dir = os.path.join(run_dir, "videos") if video else None
+    rows = run_evaluation(agents, env, episodes, seed, step, True, video_dir=video_dir)
     atomic_write_json(os.path.join(run_dir, "eval_final.json"), rows)
     for row in rows:
         typer.echo(f"seed {row['seed']}: success {row['success']:.3f}")

@@ -116,7 +116,14 @@ def bootstrap_crossings(
     returns = np.asarray(returns, dtype=float)
     num_seeds = returns.shape[1]
     picks = rng.integers(0, num_seeds, size=(num_bootstrap, num_seeds))
-    means = _nanmean(returns[:, picks], axis=2).T  # [num_bootstrap, T]
+    # How often each seed is drawn in each resample: a seed mean is then a weighted sum (two small matmuls).
+    weights = np.zeros((num_bootstrap, num_seeds))
+    np.add.at(weights, (np.arange(num_bootstrap)[:, None], picks), 1.0)
+    finite = np.isfinite(returns)
+    totals = weights @ np.where(finite, returns, 0.0).T  # [num_bootstrap, T]
+    counts = weights @ finite.T.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, totals / np.maximum(counts, 1e-12), np.nan)
     fitted = np.stack([isotonic_increasing(mean) for mean in means])
     return first_crossings(steps, fitted, thresholds, interpolate)
 

@@ -137,8 +137,9 @@ def _dataset_size(data_path: str) -> int | None:
         return None
     try:
         manifest = _read_json(manifest_path)
-        plan = manifest.get("plan", manifest)
-        return int(plan["total_episodes"]) * int(plan["episode_length"])
+        if "transitions" in manifest:
+            return int(manifest["transitions"])
+        return int(manifest["total_episodes"]) * int(manifest["episode_length"])
     except (KeyError, TypeError, ValueError, ScalerlError):
         return None
 

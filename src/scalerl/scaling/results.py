@@ -348,7 +348,14 @@ def load_wandb_csv(
             table["run"] = os.path.basename(os.fspath(path))
         else:
             table = table.rename(columns={run_key: "run"})
-        metrics = [c for c in table.columns if c not in ("step", "run") and pd.api.types.is_float_dtype(table[c])]
+        # A numeric column that changes within a run is a metric; one constant in every run is configuration.
+        numeric = [
+            c
+            for c in table.columns
+            if c not in ("step", "run") and canonical_name(c) not in ALIASES and pd.api.types.is_numeric_dtype(table[c])
+        ]
+        changes = table.groupby("run")[numeric].nunique(dropna=True).max() if numeric else pd.Series(dtype=int)
+        metrics = [c for c in numeric if changes[c] > 1]
     table = table.rename(columns={c: canonical_name(c) for c in table.columns if c not in ("run", "step")})
     metrics = [canonical_name(m) for m in metrics]
     if runs_csv is not None:

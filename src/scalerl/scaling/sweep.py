@@ -91,10 +91,11 @@ def find_nan(trial_dir: str, files: tuple[str, ...]) -> str | None:
     return None
 
 
-def _last_line(log_path: str, limit: int = 200) -> str:
+def _last_line(log_path: str, start: int = 0, limit: int = 200) -> str:
+    """The last non-empty line the command wrote to its log (after byte ``start``), cut to ``limit`` characters."""
     try:
         with open(log_path, "rb") as f:
-            f.seek(max(0, os.path.getsize(log_path) - 4096))
+            f.seek(max(start, os.path.getsize(log_path) - 4096))
             lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
     except OSError:
         return ""
@@ -134,6 +135,7 @@ def run_attempt(
     with open(log_path, "ab") as log:
         log.write(f"# {started} on {result['host']}: {command}\n".encode())
         log.flush()
+        output_start = log.tell()
         argv = ["/bin/sh", "-c", command] if shell else shlex.split(command)
         try:
             process = subprocess.Popen(
@@ -159,7 +161,7 @@ def run_attempt(
             name = f"signal {-returncode}"
         result["error"] = f"killed by {name}"
     elif result["error"] is None and returncode:
-        last = _last_line(log_path)
+        last = _last_line(log_path, output_start)
         result["error"] = f"exit code {returncode}" + (f": {last}" if last else "")
     if result["error"] is None:
         nan = find_nan(trial_dir, nan_files)

@@ -147,6 +147,14 @@ def _labels(configs: pd.DataFrame, keys: list[str]) -> list[str]:
     ]
 
 
+def _determined_by(configs: pd.DataFrame, column: str, by: list[str]) -> bool:
+    """Whether ``column`` is a function of the ``by`` columns (so it carries no information of its own)."""
+    if not by:
+        return False
+    frame = configs[[*by, column]].astype(str)
+    return len(frame.drop_duplicates()) == len(frame[by].drop_duplicates())
+
+
 def _column(configs: pd.DataFrame, name: str) -> np.ndarray:
     if name in configs.columns:
         return pd.to_numeric(configs[name], errors="coerce").to_numpy(dtype=float)
@@ -160,7 +168,8 @@ def fit_online(results: Results, metric: str, options: FitOptions) -> dict:
     curves = extract_curves(results, metric, config_columns)
     configs = curves.configs
     n_params_varies = "n_params" in varying
-    group_keys = [c for c in config_columns if c not in ONLINE_KEYS]
+    online_keys = [c for c in ONLINE_KEYS if c in config_columns]
+    group_keys = [c for c in config_columns if c not in ONLINE_KEYS and not _determined_by(configs, c, online_keys)]
     labels = _labels(configs, group_keys + (["n_params"] if n_params_varies else []))
     env_names = sorted(set(labels))
     env_index = np.array([env_names.index(label) for label in labels])
@@ -563,7 +572,8 @@ def fit_offline(results: Results, metric: str, axes: list[str], options: FitOpti
     finals = [final_values(v) for v in curves.values]  # per config [S]
     fits = []
     for axis in axes:
-        group_keys = [c for c in varying if c != axis]
+        # Columns that only restate the axis (e.g. the dataset path of each dataset size) do not split groups.
+        group_keys = [c for c in varying if c != axis and not _determined_by(curves.configs, c, [axis])]
         x_all = pd.to_numeric(curves.configs[axis], errors="coerce").to_numpy(dtype=float)
         keys = (
             [tuple(row[k] for k in group_keys) for _, row in curves.configs.iterrows()]
@@ -571,7 +581,7 @@ def fit_offline(results: Results, metric: str, axes: list[str], options: FitOpti
             else [()] * len(x_all)
         )
         for key in sorted(set(keys), key=str):
-            rows = [i for i, k in enumerate(keys) if k == key and np.isfinite(x_all[i])]
+            rows = sorted((i for i, k in enumerate(keys) if k == key and np.isfinite(x_all[i])), key=lambda i: x_all[i])
             if len(rows) < 2:
                 continue
             x = x_all[rows]

@@ -247,16 +247,19 @@ def report(
         )
         fits = fit_all(results, options)
         fits["sources"] = [os.path.abspath(s) for s in source]
-    curves, panels = None, None
+    curves, panels, line_keys = None, None, None
     if results is not None:
         varying = results.varying()
-        curves = extract_curves(results, choose_metric(results, fits["metric"]), varying)
+        metric_name = choose_metric(results, fits["metric"])
         if "utd" in varying:
-            panels = [c for c in ("env", "utd") if c in varying or c == "env" and c in results.config_columns]
-            curves = extract_curves(results, fits["metric"], sorted(set(varying) | set(panels)))
+            panels = [c for c in ("env", "utd") if c in varying or (c == "env" and c in results.config_columns)]
+            line_keys = [c for c in ("batch_size", "lr", "n_params") if c in varying]
         else:
             panels = [c for c in ("agent",) if c in varying] or varying[:1]
-    path = write_report(fits, str(out), curves, panels)
+            line_keys = [c for c in varying if c not in panels and c in fits["options"]["offline_axes"]]
+        curves = extract_curves(results, metric_name, sorted(set(varying) | set(panels)))
+        line_keys = line_keys or [c for c in curves.configs.columns if c not in panels]
+    path = write_report(fits, str(out), curves, panels, line_keys)
     with open(os.path.join(out, "fits.json"), "w") as f:
         json.dump(fits, f, indent=1)
     typer.echo(f"wrote {os.path.abspath(path)} (plots and fits.json beside it)")

@@ -32,6 +32,14 @@ def _save(figure, path: str) -> str:
     return path
 
 
+def _order(value) -> tuple:
+    """Sort numbers numerically and before strings."""
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
 def _value(entry, key="value"):
     """The point value of an ``{"value", "ci"}`` entry (NaN for None)."""
     if entry is None:
@@ -66,7 +74,7 @@ def plot_learning_curves(
     keys = sorted(panels, key=lambda k: tuple(str(v) for v in k))[:max_panels]
     figure, axes = _grid(len(keys))
     for axis, key in zip(axes, keys):
-        members = panels[key]
+        members = sorted(panels[key], key=lambda i: tuple(_order(curves.configs.loc[i, k]) for k in line_keys))
         colours = plt.cm.viridis(np.linspace(0, 0.9, len(members)))
         for colour, index in zip(colours, members):
             steps, values = curves.steps[index], curves.values[index]

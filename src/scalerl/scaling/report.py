@@ -37,14 +37,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def write_report(fits: dict, out_dir: str, curves: Curves | None = None, curve_panels: list[str] | None = None) -> str:
+def write_report(
+    fits: dict,
+    out_dir: str,
+    curves: Curves | None = None,
+    curve_panels: list[str] | None = None,
+    curve_lines: list[str] | None = None,
+) -> str:
     """Write ``report.md`` and its PNGs into ``out_dir``; returns the report's path.
 
     Args:
         fits: the dict of :func:`~scalerl.scaling.analysis.fit_all` (or the JSON ``scalerl fit --json`` wrote).
         out_dir: output directory (created).
         curves: per-configuration learning curves for the learning-curve plot (None: no such plot).
-        curve_panels: configuration columns that choose a learning-curve panel (the rest label the lines).
+        curve_panels: configuration columns that choose a learning-curve panel (default: the first two).
+        curve_lines: configuration columns that label the lines in a panel (default: all the others).
     """
     os.makedirs(out_dir, exist_ok=True)
     metric = fits.get("metric", "return")
@@ -63,7 +70,7 @@ def write_report(fits: dict, out_dir: str, curves: Curves | None = None, curve_p
     figures = []
     if curves is not None and curves.values:
         panels = curve_panels if curve_panels is not None else list(curves.configs.columns[:2])
-        lines_keys = [c for c in curves.configs.columns if c not in panels]
+        lines_keys = curve_lines if curve_lines is not None else [c for c in curves.configs.columns if c not in panels]
         path = plots.plot_learning_curves(
             curves, metric, os.path.join(out_dir, "learning_curves.png"), panels, lines_keys
         )

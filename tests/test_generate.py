@@ -427,10 +427,16 @@ def test_sigkill_midway_then_rerun_matches_uninterrupted_run(tmp_path):
     out = tmp_path / "killed"
     process = subprocess.Popen([scalerl, *args, "--workers", "1", "--out", str(out)], stdout=subprocess.DEVNULL)
     first_shard = out / "pointmaze-medium-navigate-v0-00000.npz"
+
+    def recorded_shards() -> int:
+        manifest = read_manifest(out) if (out / "manifest.json").exists() else None
+        return len(manifest["shards"]) if manifest else 0
+
+    # Kill once the first shard is written and recorded (a shard written but not yet recorded is regenerated).
     deadline = time.monotonic() + 120
-    while not first_shard.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert first_shard.exists() and process.poll() is None, "the run ended before it could be killed midway"
+    while not (first_shard.exists() and recorded_shards()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorded_shards() and process.poll() is None, "the run ended before it could be killed midway"
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not read_manifest(out)["complete"]

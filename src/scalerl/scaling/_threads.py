@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import glob
 import os
 
@@ -31,6 +32,7 @@ def _openblas_libraries() -> list[ctypes.CDLL]:
     return libraries
 
 
+@functools.cache
 def _setter_pairs():
     pairs = []
     for library in _openblas_libraries():
@@ -50,6 +52,8 @@ def single_threaded_blas():
     try:
         pairs = _setter_pairs()
         previous = [getter() for _, getter in pairs]
+        if all(count == 1 for count in previous):
+            pairs = []
         for setter, _ in pairs:
             setter(1)
     except (OSError, AttributeError, ValueError):

@@ -20,6 +20,8 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize
 
+from scalerl.scaling._threads import single_threaded_blas
+
 
 @dataclasses.dataclass(frozen=True)
 class DataEfficiencyParams:
@@ -112,7 +114,8 @@ def fit_data_efficiency(
         start = np.array([d_min[a, b], log_betas[b], alphas[a]])
         candidates.append((float(loss[a, b]), start))
         bounds = [(0.0, None), (None, None), (1e-3, 10.0)]
-        result = minimize(objective, start, method="L-BFGS-B", bounds=bounds)
+        with single_threaded_blas():
+            result = minimize(objective, start, method="L-BFGS-B", bounds=bounds)
         if np.isfinite(result.fun):
             candidates.append((float(result.fun), result.x))
     _, (d, log_beta, alpha) = min(candidates, key=lambda item: item[0])

@@ -18,6 +18,8 @@ import dataclasses
 import numpy as np
 from scipy.optimize import minimize
 
+from scalerl.scaling._threads import single_threaded_blas
+
 
 def softplus(x):
     """``log(1 + exp(x))``, numerically stable."""
@@ -59,10 +61,11 @@ class DataModel:
 
 def _best_of_starts(objective, starts) -> np.ndarray:
     best = None
-    for start in starts:
-        result = minimize(objective, np.asarray(start, dtype=float), method="L-BFGS-B")
-        if best is None or (np.isfinite(result.fun) and result.fun < best.fun):
-            best = result
+    with single_threaded_blas():
+        for start in starts:
+            result = minimize(objective, np.asarray(start, dtype=float), method="L-BFGS-B")
+            if best is None or (np.isfinite(result.fun) and result.fun < best.fun):
+                best = result
     return best.x
 
 

@@ -51,9 +51,12 @@ class GoalSamplerConfig:
     gc_negative: bool = False
     """Use rewards ``success - 1`` (0 at the goal, -1 elsewhere) instead of ``success`` (1 at the goal)."""
     subgoal_steps: int = 0
-    """If > 0, add subgoals this many steps ahead (``low_goals``, ``actor_subgoals``, ``subgoal_next_*``)."""
+    """If > 0, add subgoals this many steps ahead (``low_goals``, ``actor_subgoals``, ``subgoal_*``)."""
     nstep: int = 1
     """If > 1, add n-step chunks (``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ...)."""
+    low_discount: float = 0.0
+    """If > 0, add low-level value goals (``low_value_goals``, ``low_value_rewards``, ``low_value_masks``): drawn with
+    the value_p_* probabilities and geometric offsets of this discount (double SHARSA's low-level SARSA)."""
     goal_rep: str = "observation"
     """``observation`` (goals are full states) or ``oracle`` (goals are the dataset's oracle representations)."""
 
@@ -66,6 +69,8 @@ class GoalSamplerConfig:
             raise ValueError(f"discount: expected 0 <= discount < 1, got {self.discount}")
         if self.subgoal_steps < 0 or self.nstep < 1:
             raise ValueError("subgoal_steps must be >= 0 and nstep >= 1")
+        if not 0.0 <= self.low_discount < 1.0:
+            raise ValueError(f"low_discount: expected 0 <= low_discount < 1, got {self.low_discount}")
         if self.goal_rep not in ("observation", "oracle"):
             raise ValueError(f"goal_rep: expected 'observation' or 'oracle', got '{self.goal_rep}'")
 
@@ -156,9 +161,12 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
         (``subgoal_steps`` ahead clipped to the actor goal when it lies ahead in the same trajectory),
         ``subgoal_observations`` (the full state at ``low_goals``), ``subgoal_rewards``/``subgoal_masks``/
         ``subgoal_steps_taken`` (the ``subgoal_steps``-step chunk toward the value goal) and ``subgoal_next_goals``
-        (the goal-rep subgoal one more ``subgoal_steps`` ahead, for SARSA over subgoals);
+        (the goal-rep subgoal one more ``subgoal_steps`` ahead, for SARSA over subgoals) and
+        ``actor_subgoal_observations`` (the full state at ``actor_subgoals``, for HIQL's high-level advantage);
         with ``nstep > 1``: ``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ``nstep_steps``,
-        ``nstep_next_observations``.
+        ``nstep_next_observations``;
+        with ``low_discount > 0``: ``low_value_goals`` ``[B, goal_dim]``, ``low_value_rewards``, ``low_value_masks``
+        ``[B]`` (drawn with ``fold_in(key, 1)``, so the other keys' draws do not change).
     """
     goal_source = dataset.observations if config.goal_rep == "observation" else dataset.oracle_reps
     if goal_source is None:
@@ -189,12 +197,23 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
             subgoal_rewards=chunk["nstep_rewards"],
             subgoal_masks=chunk["nstep_masks"],
             subgoal_steps_taken=chunk["nstep_steps"],
-            subgoal_next_goals=goal_source[jnp.minimum(low_idxs + config.subgoal_steps, ends)],
+            actor_subgoal_observations=dataset.observations[actor_sub_idxs],
         )
     if config.nstep > 1:
         chunk = nstep_chunk(dataset, idxs, value_goal_idxs, config.nstep, config.discount, config.gc_negative)
         next_idxs = chunk.pop("nstep_next_idxs")
         batch.update(chunk, nstep_next_observations=dataset.observations[next_idxs])
+    if config.low_discount > 0:
+        low_goal_idxs = sample_goal_indices(
+            jax.random.fold_in(key, 1), dataset, idxs, config.value_p_curgoal, config.value_p_trajgoal, True,
+            config.low_discount,
+        )
+        low_successes = (idxs == low_goal_idxs).astype(jnp.float32)
+        batch.update(
+            low_value_goals=goal_source[low_goal_idxs],
+            low_value_rewards=low_successes - (1.0 if config.gc_negative else 0.0),
+            low_value_masks=1.0 - low_successes,
+        )
     return batch
 
 

@@ -9,12 +9,23 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.core
 
 from scalerl.demo import demo
 from scalerl.envs import ScalerlError
 from scalerl.generate.command import generate
 from scalerl.info import info
-from scalerl.train_command import _agent_help, evaluate_run, list_agents, train
+from scalerl.presets import list_presets
+from scalerl.train_command import agent_help, evaluate_run, list_agents, train
+
+
+class _AgentFieldsEpilog(typer.core.TyperCommand):
+    """``scalerl train --help`` lists every ``--agent.FIELD``; built only when help is shown (it imports JAX)."""
+
+    def format_help(self, ctx, formatter):
+        self.epilog = agent_help()
+        return super().format_help(ctx, formatter)
+
 
 app = typer.Typer(
     name="scalerl",
@@ -28,11 +39,12 @@ app.command("generate")(generate)
 app.command("info")(info)
 app.command(
     "train",
+    cls=_AgentFieldsEpilog,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    epilog=_agent_help(),
 )(train)
 app.command("eval")(evaluate_run)
 app.command("agents")(list_agents)
+app.command("presets")(list_presets)
 
 
 def main() -> None:

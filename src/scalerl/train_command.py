@@ -11,7 +11,7 @@ import typer
 from scalerl.envs import ScalerlError
 
 
-def _agent_help() -> str:
+def agent_help() -> str:
     from scalerl.agents import AGENTS
     from scalerl.overrides import describe
 
@@ -37,26 +37,34 @@ def train(
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Log the loss on the -val data."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (needs tensorboardX)."),
     wandb_project: str = typer.Option(None, help="Also log to this Weights & Biases project (needs wandb)."),
+    preset: str = typer.Option(None, help="Named hyper-parameters (`scalerl presets`); --agent.FIELD flags win."),
+    opex_steps: int = typer.Option(0, help="OPEX at evaluation: gradient steps on each action along Q (0: off)."),
+    opex_lr: float = typer.Option(0.1, help="OPEX step length in action space per gradient step."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train an offline goal-conditioned agent. Set any agent field with --agent.FIELD VALUE (listed below)."""
     from scalerl.agents import get_agent
     from scalerl.envs import parse_env_name
+    from scalerl.opex import from_flags
     from scalerl.overrides import build_config, parse_overrides
+    from scalerl.presets import preset_values
     from scalerl.train import TrainConfig
     from scalerl.train import train as run_train
 
     _, config_cls = get_agent(agent)
     parse_env_name(env)
     overrides = parse_overrides(config_cls, list(ctx.args))
+    if preset is not None:
+        overrides = {**preset_values(preset, agent, config_cls), **overrides}
     agent_config = build_config(config_cls, overrides)
     config = TrainConfig(
         agent=agent, env=env, data=str(data), out=str(out), steps=steps, seeds=seeds, seed=seed,
         log_interval=log_interval, eval_interval=eval_interval, eval_episodes=eval_episodes,
         save_interval=save_interval, validate=validate, tensorboard=tensorboard, wandb_project=wandb_project,
     )
-    run_dir = run_train(config, agent_config, resume=resume, progress=progress)
+    opex = from_flags(opex_steps, opex_lr)
+    run_dir = run_train(config, agent_config, resume=resume, progress=progress, opex=opex)
     _print_eval_summary(run_dir)
 
 
@@ -75,10 +83,13 @@ def evaluate_run(
     episodes: int = typer.Option(10, help="Evaluation episodes per task."),
     seed: int = typer.Option(12345, help="Seed of the evaluation episodes."),
     video: bool = typer.Option(False, "--video", help="Render the first episode of each task to RUN_DIR/videos."),
+    opex_steps: int = typer.Option(0, help="OPEX: gradient steps on each action along the agent's Q (0: off)."),
+    opex_lr: float = typer.Option(0.1, help="OPEX step length in action space per gradient step."),
 ) -> None:
     """Evaluate a run's latest checkpoint with OGBench's protocol; writes RUN_DIR/eval_final.json."""
     from scalerl.agents import get_agent, sampler_config
     from scalerl.data import load_dataset
+    from scalerl.opex import check_opex_supported, from_flags
     from scalerl.overrides import build_config
     from scalerl.train import atomic_write_json, create_agents, list_checkpoints, restore_checkpoint, run_evaluation
     from scalerl.train import seed_keys
@@ -89,6 +100,9 @@ def evaluate_run(
     with open(config_path) as f:
         saved = json.load(f)
     agent_cls, config_cls = get_agent(saved["train"]["agent"])
+    opex = from_flags(opex_steps, opex_lr)
+    if opex is not None:
+        check_opex_supported(agent_cls, saved["train"]["agent"])
     agent_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["agent"].items()}
     agent_config = build_config(config_cls, agent_fields)
     checkpoints = list_checkpoints(str(run_dir))
@@ -102,7 +116,7 @@ def evaluate_run(
     )
     agents = restore_checkpoint(path, template)
     video_dir = os.path.join(run_dir, "videos") if video else None
-    rows = run_evaluation(agents, env, episodes, seed, step, True, video_dir=video_dir)
+    rows = run_evaluation(agents, env, episodes, seed, step, True, video_dir=video_dir, opex=opex)
     atomic_write_json(os.path.join(run_dir, "eval_final.json"), rows)
     for row in rows:
         typer.echo(f"seed {row['seed']}: success {row['success']:.3f}")
@@ -111,4 +125,4 @@ def evaluate_run(
 
 def list_agents() -> None:
     """List the registered agents and every field of their configs (settable as --agent.FIELD)."""
-    typer.echo(_agent_help().replace("\n\n", "\n"))
+    typer.echo(agent_help().replace("\n\n", "\n"))

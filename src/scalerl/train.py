@@ -27,6 +27,7 @@ import numpy as np
 
 from scalerl.data import Dataset
 from scalerl.envs import ScalerlError
+from scalerl.opex import OpexConfig, check_opex_supported, opex_sample_actions
 from scalerl.sampling import GoalSamplerConfig, sample_batch
 from scalerl.sinks import MetricSinks, check_sinks
 
@@ -137,15 +138,18 @@ def validation_info(agents, dataset: Dataset, keys, sampler: GoalSamplerConfig, 
     return jax.vmap(one)(agents, keys)
 
 
-@jax.jit
-def _policy(agents, observations, goals, key):
+@partial(jax.jit, static_argnames=("opex",))
+def _policy(agents, observations, goals, key, opex=None):
     keys = jax.random.split(key, observations.shape[0])
-    return jax.vmap(lambda agent, obs, goal, k: agent.sample_actions(obs, goal, k))(agents, observations, goals, keys)
+    return jax.vmap(partial(opex_sample_actions, config=opex))(agents, observations, goals, keys)
 
 
-def make_policy_fn(agents):
-    """``policy_fn(observations [S, E, obs], goals [S, E, goal], key) -> actions [S, E, A]``: one jitted call."""
-    return lambda observations, goals, key: _policy(agents, observations, goals, key)
+def make_policy_fn(agents, opex: OpexConfig | None = None):
+    """``policy_fn(observations [S, E, obs], goals [S, E, goal], key) -> actions [S, E, A]``: one jitted call.
+
+    With ``opex``, each action is improved by a few gradient steps on the agent's critic (:mod:`scalerl.opex`).
+    """
+    return lambda observations, goals, key: _policy(agents, observations, goals, key, opex)
 
 
 def _atomic_write_bytes(path: str, data: bytes) -> None:
@@ -220,26 +224,40 @@ def _append_jsonl(path: str, rows: list[dict]) -> None:
 
 
 def run_evaluation(
-    agents, env_name: str, episodes: int, seed: int, step: int, progress: bool, video_dir: str | None = None
+    agents,
+    env_name: str,
+    episodes: int,
+    seed: int,
+    step: int,
+    progress: bool,
+    video_dir: str | None = None,
+    opex: OpexConfig | None = None,
 ) -> list[dict]:
-    """OGBench-protocol evaluation of every seed's agent; one row per seed (videos of seed 0 into ``video_dir``)."""
+    """OGBench-protocol evaluation of every seed's agent; one row per seed (videos of seed 0 into ``video_dir``).
+
+    With ``opex``, actions are improved at test time (:mod:`scalerl.opex`) and the rows record its settings.
+    """
     from scalerl.evaluation import evaluate
 
     num_seeds = jax.tree.leaves(agents)[0].shape[0]
     # The same evaluation episodes (start states and goals) at every step, so curves compare like with like.
     result = evaluate(
-        make_policy_fn(agents), env_name, num_episodes=episodes, seed=seed, num_seeds=num_seeds, progress=progress,
-        video=video_dir is not None, video_dir=video_dir,
+        make_policy_fn(agents, opex), env_name, num_episodes=episodes, seed=seed, num_seeds=num_seeds,
+        progress=progress, video=video_dir is not None, video_dir=video_dir,
     )
     rows = []
     for s, per_seed in enumerate(result.per_seed):
         row = {"step": step, "seed": s, "success": per_seed.success, "episode_length": per_seed.episode_length}
         row.update({f"success/{name}": value for name, value in zip(result.task_names, per_seed.task_success)})
+        if opex is not None:
+            row.update(opex_steps=opex.steps, opex_lr=opex.lr)
         rows.append(row)
     return rows
 
 
-def train(config: TrainConfig, agent_config, resume: bool = False, progress: bool = True) -> str:
+def train(
+    config: TrainConfig, agent_config, resume: bool = False, progress: bool = True, opex: OpexConfig | None = None
+) -> str:
     """Train ``config.seeds`` agents on a dataset; returns the run directory.
 
     Args:
@@ -247,6 +265,7 @@ def train(config: TrainConfig, agent_config, resume: bool = False, progress: boo
         agent_config: the agent's frozen config dataclass.
         resume: continue from the run directory's latest checkpoint (its config must match).
         progress: show a progress bar.
+        opex: improve actions at evaluation with OPEX (test-time gradient steps on the critic; no weight update).
     """
     from tqdm import tqdm
 
@@ -256,6 +275,8 @@ def train(config: TrainConfig, agent_config, resume: bool = False, progress: boo
     agent_cls, config_cls = get_agent(config.agent)
     if not isinstance(agent_config, config_cls):
         raise ScalerlError(f"--agent: config {type(agent_config).__name__} does not belong to agent '{config.agent}'")
+    if opex is not None:
+        check_opex_supported(agent_cls, config.agent)
     check_sinks(config.tensorboard, config.wandb_project)
     run_dir = config.out
     config_path = os.path.join(run_dir, "config.json")
@@ -324,14 +345,16 @@ def train(config: TrainConfig, agent_config, resume: bool = False, progress: boo
         sinks.write(rows)
         bar.update(count)
         if config.eval_interval and step % config.eval_interval == 0 and step < config.steps and config.eval_episodes:
-            eval_rows = run_evaluation(agents, config.env, config.eval_episodes, config.seed, step, False)
+            eval_rows = run_evaluation(agents, config.env, config.eval_episodes, config.seed, step, False, opex=opex)
             _append_jsonl(eval_path, eval_rows)
             sinks.write(eval_rows)
         if step % config.save_interval == 0 or step == config.steps:
             save_checkpoint(run_dir, step, agents, config.keep_checkpoints)
     bar.close()
     if config.eval_episodes and not _has_eval(eval_path, config.steps):
-        eval_rows = run_evaluation(agents, config.env, config.eval_episodes, config.seed, config.steps, progress)
+        eval_rows = run_evaluation(
+            agents, config.env, config.eval_episodes, config.seed, config.steps, progress, opex=opex
+        )
         _append_jsonl(eval_path, eval_rows)
         sinks.write(eval_rows)
     sinks.close()

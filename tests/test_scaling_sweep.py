@@ -199,15 +199,30 @@ def test_find_nan_reports_file_line_key_and_step(tmp_path):
     assert find_nan(str(tmp_path), ("eval.jsonl",)) is None
 
 
+RAY_TRIAL = """
+import json, os, signal, sys, time
+x, trial_dir = int(sys.argv[1]), sys.argv[2]
+with open(os.path.join(trial_dir, "metrics.json"), "w") as f:
+    json.dump({"x": x}, f)
+if x == 3:
+    sys.exit(1)
+if x == 4:  # kill the Ray worker running this trial
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(5)
+"""
+
+
 def test_small_sweep_on_a_local_ray_cluster(tmp_path):
     ray = pytest.importorskip("ray")
+    (tmp_path / "trial.py").write_text(RAY_TRIAL)
     path = write_spec(
         tmp_path,
-        """
-        command = "{python} -c 'import json, sys; json.dump({{\\"x\\": {x}}}, open(sys.argv[1] + \\"/metrics.json\\", \\"w\\")); sys.exit({x} == 3)' {trial_dir}"
+        f"""
+        command = "{{python}} {tmp_path / "trial.py"} {{x}} {{trial_dir}}"
         max_retries = 0
+        timeout = 60
         [grid]
-        x = [1, 2, 3]
+        x = [1, 2, 3, 4]
         """,
     )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -215,8 +230,11 @@ def test_small_sweep_on_a_local_ray_cluster(tmp_path):
         summary = run_sweep(load_spec(path), str(tmp_path / "out"), ray_address="auto", progress=False)
     finally:
         ray.shutdown()
-    assert summary.done == 2 and summary.failed == ["x=3"]
+    assert summary.done == 2 and summary.failed == ["x=3", "x=4"]
     with open(tmp_path / "out" / "x=2" / "metrics.json") as f:
         assert json.load(f) == {"x": 2}
     state = read_trial(str(tmp_path / "out" / "x=3"))
     assert state["error"] == "exit code 1" and state["history"][0]["host"]
+    killed = read_trial(str(tmp_path / "out" / "x=4"))
+    assert killed["status"] == "failed" and killed["error"].startswith("Ray task failed")
+    assert killed["history"][0]["started"] is not None

@@ -512,9 +512,10 @@ def _finish_attempt(sweep_dir: str, trial: Trial, state: dict, result: dict) -> 
     )
     if result.get("started"):
         state["started"] = result["started"]
-    state["history"][-1].update(
-        {key: result.get(key) for key in ("status", "error", "returncode", "started", "finished", "duration_s", "host")}
-    )
+    entry = {key: result.get(key) for key in ("status", "error", "returncode", "finished", "duration_s", "host")}
+    if result.get("started"):
+        entry["started"] = result["started"]
+    state["history"][-1].update(entry)
     atomic_write_json(os.path.join(sweep_dir, trial.name, TRIAL_FILE), state)
 
 

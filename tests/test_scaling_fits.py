@@ -294,3 +294,56 @@ def test_dmc_data_efficiency_compute_and_budget(dmc_fits):
     assert compute["budget_law"]["heldout"][0]["log10_error"]["value"] is not None
     budgets = [o["budget"]["value"] for o in compute["optima"]]
     assert budgets == sorted(budgets)
+
+
+def test_model_size_pipeline_on_synthetic_curves():
+    """utd x N x B runs whose data to threshold follows D(sigma, N): the pipeline fits both model-size forms."""
+    import pandas as pd
+
+    from scalerl.scaling.analysis import FitOptions, fit_all
+    from scalerl.scaling.results import Results
+
+    rng = np.random.default_rng(0)
+    truth = ms.DataModel(c0=4000.0, a=2.0, alpha=0.8, b=4e5, beta=0.6)
+    steps = np.arange(1000, 80_001, 1000)
+    frames = []
+    for utd in (1.0, 2.0, 4.0, 8.0):
+        for n_params in (1e5, 4e5, 1.6e6):
+            for batch in (64, 256):
+                best_batch = 512 / utd**0.5
+                tau = truth(utd, n_params) * (1 + 0.3 * np.log(batch / best_batch) ** 2) / np.log(2)
+                for seed in range(3):
+                    curve = 1000 * (1 - np.exp(-steps / tau)) + rng.normal(0, 5, len(steps))
+                    frames.append(
+                        pd.DataFrame(
+                            {
+                                "env": "e",
+                                "utd": utd,
+                                "n_params": n_params,
+                                "batch_size": batch,
+                                "run": f"{utd}-{n_params}-{batch}",
+                                "seed": seed,
+                                "step": steps,
+                                "return": curve,
+                            }
+                        )
+                    )
+    table = pd.concat(frames, ignore_index=True)
+    results = Results(table, ["env", "utd", "n_params", "batch_size"], ["return"])
+    options = FitOptions(num_bootstrap=8, thresholds=(300, 500, 700), interpolate=True)
+    online = fit_all(results, options)["online"]
+    model = online["model_size"]["e"]
+    assert model["batch_size"]["alpha"]["value"] > 0
+    fit_500 = next(f for f in model["data"] if f["threshold"] == 500)
+    # D_500 = tau * ln 2 = truth(sigma, N) times the best batch size's penalty in each (sigma, N) cell.
+    expected = {
+        (p["utd"], p["n_params"]): truth(p["utd"], p["n_params"])
+        * min(1 + 0.3 * np.log(b * p["utd"] ** 0.5 / 512) ** 2 for b in (64, 256))
+        for p in fit_500["points"]
+    }
+    observed = {(p["utd"], p["n_params"]): p["data"] for p in fit_500["points"]}
+    assert all(observed[k] == pytest.approx(expected[k], rel=0.05) for k in expected)
+    fitted = ms.DataModel(*(fit_500[k]["value"] for k in ("c0", "a", "alpha", "b", "beta")))
+    assert all(fitted(*k) == pytest.approx(expected[k], rel=0.1) for k in expected)
+    assert len(model["optima"]) == 3 and set(model["laws"]) == {"utd", "n_params"}
+    assert online["compute"]["n_params"] in (1e5, 4e5, 1.6e6)

@@ -169,7 +169,12 @@ def fit_online(results: Results, metric: str, options: FitOptions) -> dict:
     configs = curves.configs
     n_params_varies = "n_params" in varying
     online_keys = [c for c in ONLINE_KEYS if c in config_columns]
-    group_keys = [c for c in config_columns if c not in ONLINE_KEYS and not _determined_by(configs, c, online_keys)]
+    # The environment (and any other setting that is not a restatement of the online hyper-parameters).
+    group_keys = [
+        c
+        for c in config_columns
+        if c not in ONLINE_KEYS and (c == "env" or not _determined_by(configs, c, online_keys))
+    ]
     labels = _labels(configs, group_keys + (["n_params"] if n_params_varies else []))
     env_names = sorted(set(labels))
     env_index = np.array([env_names.index(label) for label in labels])

@@ -211,7 +211,8 @@ def test_target_params_are_a_polyak_average_outside_the_optimiser(stepped):
         )
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), target, expected)
     params_leaves = len(jax.tree_util.tree_leaves(agent.params))
-    adam_moments = [s for s in jax.tree_util.tree_leaves(agent.opt_state) if np.ndim(s) > 0]
+    # Adam's moments are float leaves (its step count is an integer); scalar parameters have scalar moments.
+    adam_moments = [s for s in jax.tree_util.tree_leaves(agent.opt_state) if np.issubdtype(s.dtype, np.floating)]
     assert len(adam_moments) == 2 * params_leaves, "the optimiser holds state for the optimised params only"
 
 

@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 
 from scalerl import losses
-from scalerl.networks import MLP, ActionDistribution, GaussianActor, GCValue, VelocityField, euler_sample
+from scalerl.networks import (
+    IQE,
+    MLP,
+    ActionDistribution,
+    BilinearValue,
+    GaussianActor,
+    GCValue,
+    VelocityField,
+    bilinear_logits,
+    euler_sample,
+    iqe_components,
+)
 
 
 def test_expectile_loss_hand_computed():
@@ -144,3 +155,75 @@ def test_velocity_field_shapes():
     assert field.apply(params, observations, goals, noisy, times).shape == (4, 3)
     out = euler_sample(lambda x, t: field.apply(params, observations, goals, x, t), noisy, 10)
     assert out.shape == (4, 3) and np.isfinite(out).all()
+
+
+def test_expectile_weight_hand_computed():
+    np.testing.assert_allclose(losses.expectile_weight(jnp.array([1.0, -1.0, 0.0]), 0.9), [0.9, 0.1, 0.9], rtol=1e-6)
+    diff = jnp.array([2.0, -0.5])
+    np.testing.assert_allclose(losses.expectile_weight(diff, 0.7) * diff**2, losses.expectile_loss(diff, 0.7))
+
+
+def test_binary_nce_loss_hand_computed():
+    logits = jnp.array([[2.0, -1.0], [0.0, 3.0]])
+    # BCE(l, 1) = softplus(-l) on the diagonal, BCE(l, 0) = softplus(l) off it.
+    expected = (np.logaddexp(0, -2.0) + np.logaddexp(0, -1.0) + np.logaddexp(0, 0.0) + np.logaddexp(0, -3.0)) / 4
+    np.testing.assert_allclose(losses.binary_nce_loss(logits), expected, rtol=1e-6)
+    # Leading (ensemble) axes are averaged.
+    np.testing.assert_allclose(losses.binary_nce_loss(jnp.stack([logits, logits])), expected, rtol=1e-6)
+
+
+def test_symmetric_infonce_loss_hand_computed():
+    logits = np.array([[2.0, -1.0], [0.0, 3.0]])
+    rows = [np.log(np.exp(2) + np.exp(-1)) - 2, np.log(np.exp(0) + np.exp(3)) - 3]
+    columns = [np.log(np.exp(2) + np.exp(0)) - 2, np.log(np.exp(-1) + np.exp(3)) - 3]
+    expected = 0.5 * (np.mean(rows) + np.mean(columns))
+    np.testing.assert_allclose(losses.symmetric_infonce_loss(jnp.asarray(logits)), expected, rtol=1e-6)
+
+
+def test_bilinear_value_shapes_and_pairwise_logits():
+    observations, goals, actions = jnp.ones((5, 4)), jax.random.normal(jax.random.PRNGKey(1), (5, 2)), jnp.ones((5, 3))
+    critic = BilinearValue((16,), latent_dim=8, num_ensembles=2)
+    phi, psi = critic.apply(
+        critic.init(jax.random.PRNGKey(0), observations, goals, actions), observations, goals, actions
+    )
+    assert phi.shape == psi.shape == (2, 5, 8)
+    pairwise = bilinear_logits(phi, psi, pairwise=True)
+    assert pairwise.shape == (2, 5, 5)
+    np.testing.assert_allclose(jnp.diagonal(pairwise, axis1=1, axis2=2), bilinear_logits(phi, psi), rtol=1e-5)
+    np.testing.assert_allclose(pairwise[0, 1, 3], phi[0, 1] @ psi[0, 3] / np.sqrt(8), rtol=1e-5)
+
+
+def test_iqe_components_hand_computed():
+    # Component 1: intervals [0, 2] and [1, 3] overlap -> union length 3. Component 2: [0, 1] and [5, 6] -> 2.
+    # Component 3: y below x everywhere -> empty -> 0.
+    x = jnp.array([0.0, 1.0, 0.0, 5.0, 4.0, 4.0])
+    y = jnp.array([2.0, 3.0, 1.0, 6.0, 1.0, 2.0])
+    np.testing.assert_allclose(iqe_components(x, y, 2), [3.0, 2.0, 0.0], atol=1e-6)
+    # Asymmetric: from y to x only component 3 has intervals, [1, 4] and [2, 4] -> 3.
+    np.testing.assert_allclose(iqe_components(y, x, 2), [0.0, 0.0, 3.0], atol=1e-6)
+    # Nested intervals count once.
+    np.testing.assert_allclose(iqe_components(jnp.array([0.0, 1.0]), jnp.array([4.0, 2.0]), 2), [4.0], atol=1e-6)
+
+
+def test_iqe_is_a_quasimetric_for_random_latents():
+    x, y, z = jax.random.normal(jax.random.PRNGKey(0), (3, 500, 16))
+    head = IQE(component_dim=4)
+    params = {"params": {"mix_logit": jnp.array(0.7)}}
+
+    def d(a, b):
+        return head.apply(params, a, b)
+
+    np.testing.assert_array_equal(d(x, x), 0.0)
+    assert bool(jnp.all(d(x, y) >= 0))
+    assert bool(jnp.all(d(x, z) <= d(x, y) + d(y, z) + 1e-5)), "triangle inequality"
+    assert not np.allclose(d(x, y), d(y, x)), "asymmetric"
+    components = iqe_components(x, y, 4)
+    mix = jax.nn.sigmoid(0.7)
+    np.testing.assert_allclose(d(x, y), mix * components.mean(-1) + (1 - mix) * components.max(-1), rtol=1e-6)
+
+
+def test_iqe_gradients_are_finite_and_flow_to_both_sides():
+    x, y = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 16))
+    grad_x, grad_y = jax.grad(lambda a, b: iqe_components(a, b, 4).sum(), argnums=(0, 1))(x, y)
+    assert np.isfinite(grad_x).all() and np.isfinite(grad_y).all()
+    assert np.abs(grad_x).sum() > 0 and np.abs(grad_y).sum() > 0

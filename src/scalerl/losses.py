@@ -63,3 +63,43 @@ def flow_matching_loss(
     times = jax.random.uniform(time_key, (*targets.shape[:-1], 1))
     noisy = (1.0 - times) * noise + times * targets
     return jnp.mean((velocity_fn(noisy, times) - (targets - noise)) ** 2)
+
+
+def expectile_weight(diff: jax.Array, expectile: float) -> jax.Array:
+    """The asymmetric weight ``|expectile - 1(diff < 0)|`` of :func:`expectile_loss`, on its own.
+
+    GCIVL (Park et al. 2024) takes the sign from one difference (the target network's advantage) and squares another
+    (the online value's TD error), so it needs the weight apart from the square.
+    """
+    return jnp.where(diff >= 0, expectile, 1.0 - expectile)
+
+
+def binary_nce_loss(logits: jax.Array) -> jax.Array:
+    """Binary NCE over a batch (contrastive RL; Eysenbach et al. 2022): ``mean BCE(logits, I)``.
+
+    Args:
+        logits: ``[..., B, B]`` scores ``f(x_i, y_j)``; the diagonal holds the positive pairs and every off-diagonal
+            entry a negative (the other rows' positives).
+
+    Returns:
+        The mean over all ``B * B`` pairs (and leading axes) of the sigmoid cross-entropy with label ``i == j``.
+    """
+    labels = jnp.eye(logits.shape[-1], dtype=logits.dtype)
+    return jnp.mean(bce_with_logits(logits, labels))
+
+
+def symmetric_infonce_loss(logits: jax.Array) -> jax.Array:
+    """Symmetric InfoNCE over a batch (Oord et al. 2018; used for contrastive RL by Zheng et al. 2023).
+
+    Half the softmax cross-entropy of each row toward its diagonal entry plus half that of each column.
+
+    Args:
+        logits: ``[..., B, B]`` scores with the positive pairs on the diagonal.
+
+    Returns:
+        The scalar loss, averaged over rows, columns and leading axes.
+    """
+    diagonal = jnp.diagonal(logits, axis1=-2, axis2=-1)  # [..., B]
+    rows = jax.nn.logsumexp(logits, axis=-1) - diagonal
+    columns = jax.nn.logsumexp(logits, axis=-2) - diagonal
+    return 0.5 * (jnp.mean(rows) + jnp.mean(columns))

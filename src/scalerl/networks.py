@@ -218,3 +218,97 @@ def euler_sample(velocity_fn: Callable[[jax.Array, jax.Array], jax.Array], noise
         return x + velocity_fn(x, times) / flow_steps
 
     return jax.lax.fori_loop(0, flow_steps, step, noise)
+
+
+class BilinearValue(nn.Module):
+    """Contrastive critic ``f(s, a, g) = phi(s, a)^T psi(g) / sqrt(d)`` as two representations (Eysenbach et al. 2022).
+
+    Returns the representations rather than the score, so a batch of ``B`` pairs gives all ``B x B`` scores with one
+    ``einsum`` (see :func:`bilinear_logits`). Without actions it is a value ``phi(s)^T psi(g) / sqrt(d)``.
+
+    Attributes:
+        hidden_dims: hidden layer sizes of both encoders.
+        latent_dim: representation size ``d``.
+        layer_norm: layer norm after each hidden activation.
+        num_ensembles: independent ``(phi, psi)`` pairs; the outputs always carry this leading axis.
+    """
+
+    hidden_dims: Sequence[int]
+    latent_dim: int
+    layer_norm: bool = True
+    num_ensembles: int = 2
+
+    @nn.compact
+    def __call__(
+        self, observations: jax.Array, goals: jax.Array, actions: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(phi, psi)``, each ``[E, ..., latent_dim]``, for inputs ``[..., dim]``."""
+        phi_inputs = observations if actions is None else jnp.concatenate([observations, actions], axis=-1)
+        mlp_cls = ensemble(MLP, self.num_ensembles)
+        dims = (*self.hidden_dims, self.latent_dim)
+        phi = mlp_cls(dims, activate_final=False, layer_norm=self.layer_norm, name="phi")(phi_inputs)
+        psi = mlp_cls(dims, activate_final=False, layer_norm=self.layer_norm, name="psi")(goals)
+        return phi, psi
+
+
+def bilinear_logits(phi: jax.Array, psi: jax.Array, pairwise: bool = False) -> jax.Array:
+    """Scores ``phi^T psi / sqrt(d)`` of :class:`BilinearValue` representations ``[E, B, d]``.
+
+    Returns ``[E, B]`` (row ``i`` with goal ``i``) or, with ``pairwise``, ``[E, B, B]`` (row ``i`` with goal ``j``).
+    """
+    scale = jnp.sqrt(phi.shape[-1])
+    if pairwise:
+        return jnp.einsum("eik,ejk->eij", phi, psi) / scale
+    return jnp.sum(phi * psi, axis=-1) / scale
+
+
+def iqe_components(x: jax.Array, y: jax.Array, component_dim: int) -> jax.Array:
+    """Per-component distances of the interval quasimetric embedding (IQE; Wang & Isola 2022).
+
+    The latents are split into ``K = latent_dim / component_dim`` components. In component ``k`` coordinate ``j``
+    spans the interval ``[x_kj, max(x_kj, y_kj)]`` (empty when ``y_kj <= x_kj``), and the component's distance is the
+    length of the union of its intervals. Each component is a quasimetric: ``d(x, x) = 0`` and the triangle
+    inequality holds for any latents, because ``[x, z]`` lies inside ``[x, y] u [y, z]`` coordinate by coordinate.
+
+    The union length is a sweep: sort the ``2 * component_dim`` endpoints, count how many intervals are open
+    between consecutive endpoints, and add the gaps where that count is positive.
+
+    Args:
+        x: ``[..., latent_dim]`` source latents.
+        y: ``[..., latent_dim]`` target latents (broadcast against ``x``).
+        component_dim: coordinates per component; must divide ``latent_dim``.
+
+    Returns:
+        ``[..., K]`` non-negative distances.
+    """
+    x = x.reshape(*x.shape[:-1], -1, component_dim)
+    y = y.reshape(*y.shape[:-1], -1, component_dim)
+    x, y = jnp.broadcast_arrays(x, y)
+    endpoints = jnp.concatenate([x, jnp.maximum(x, y)], axis=-1)  # [..., K, 2m]
+    opens = (y > x).astype(x.dtype)
+    increments = jnp.concatenate([opens, -opens], axis=-1)  # +1 where an interval starts, -1 where it ends
+    order = jnp.argsort(endpoints, axis=-1)
+    endpoints = jnp.take_along_axis(endpoints, order, axis=-1)
+    open_count = jnp.cumsum(jnp.take_along_axis(increments, order, axis=-1), axis=-1)
+    gaps = jnp.diff(endpoints, axis=-1)  # [..., K, 2m - 1]
+    return jnp.sum(jnp.where(open_count[..., :-1] > 0, gaps, 0.0), axis=-1)
+
+
+class IQE(nn.Module):
+    """IQE distance head: ``d(x, y) = w * mean_k d_k + (1 - w) * max_k d_k`` with ``w = sigmoid(learned)``.
+
+    The max-mean reduction of Wang & Isola (2022), as used by QRL (Wang et al. 2023) and OGBench; ``w`` starts at 0.5.
+    A convex mix of the mean and the max of quasimetrics is again a quasimetric.
+
+    Attributes:
+        component_dim: coordinates per component (see :func:`iqe_components`).
+    """
+
+    component_dim: int = 8
+
+    @nn.compact
+    def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """Distances ``[...]`` from latents ``x`` to latents ``y`` (each ``[..., latent_dim]``)."""
+        mix = jax.nn.sigmoid(self.param("mix_logit", nn.initializers.zeros, ()))
+        components = iqe_components(x, y, self.component_dim)
+        return mix * jnp.mean(components, axis=-1) + (1.0 - mix) * jnp.max(components, axis=-1)

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from scalerl.agents.crl import CRLAgent, CRLConfig
 from scalerl.agents.fbc import FBCAgent, FBCConfig
+from scalerl.agents.fql import FQLAgent, FQLConfig
+from scalerl.agents.gcbc import GCBCAgent, GCBCConfig
 from scalerl.agents.gciql import GCIQLAgent, GCIQLConfig
+from scalerl.agents.gcivl import GCIVLAgent, GCIVLConfig
+from scalerl.agents.qrl import QRLAgent, QRLConfig
+from scalerl.agents.sacbc import SACBCAgent, SACBCConfig
 from scalerl.agents.sharsa import SHARSAAgent, SHARSAConfig
 from scalerl.envs import ScalerlError
 from scalerl.sampling import GoalSamplerConfig
@@ -19,6 +25,12 @@ from scalerl.sampling import GoalSamplerConfig
 AGENTS: dict[str, tuple[type, type]] = {
     "fbc": (FBCAgent, FBCConfig),
     "gciql": (GCIQLAgent, GCIQLConfig),
+    "gcbc": (GCBCAgent, GCBCConfig),
+    "gcivl": (GCIVLAgent, GCIVLConfig),
+    "crl": (CRLAgent, CRLConfig),
+    "sacbc": (SACBCAgent, SACBCConfig),
+    "fql": (FQLAgent, FQLConfig),
+    "qrl": (QRLAgent, QRLConfig),
     "sharsa": (SHARSAAgent, SHARSAConfig),
 }
 

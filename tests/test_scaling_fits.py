@@ -279,6 +279,10 @@ def test_dmc_shared_slopes_match_the_published_values(dmc_fits):
     assert len(hyper["lr"]["per_env"]) == 7
     rounded = [p["batch_size_rounded"] for p in hyper["proposals"]]
     assert all(b % 16 == 0 and b >= 16 for b in rounded)
+    for proposal in hyper["proposals"]:
+        for name in ("lr", "batch_size"):
+            low, high = proposal[name]["ci"]
+            assert low <= proposal[name]["value"] <= high
 
 
 def test_dmc_data_efficiency_compute_and_budget(dmc_fits):
@@ -294,9 +298,12 @@ def test_dmc_data_efficiency_compute_and_budget(dmc_fits):
     assert compute["budget_law"]["heldout"][0]["log10_error"]["value"] is not None
     budgets = [o["budget"]["value"] for o in compute["optima"]]
     assert budgets == sorted(budgets)
+    proposal = compute["budget_proposals"][0]
+    assert proposal["utd"]["ci"][0] <= proposal["utd"]["value"] <= proposal["utd"]["ci"][1]
+    assert set(proposal["lr"]) == set(online["envs"])
 
 
-def test_model_size_pipeline_on_synthetic_curves():
+def test_model_size_pipeline_on_synthetic_curves(tmp_path):
     """utd x N x B runs whose data to threshold follows D(sigma, N): the pipeline fits both model-size forms."""
     import pandas as pd
 
@@ -346,4 +353,10 @@ def test_model_size_pipeline_on_synthetic_curves():
     fitted = ms.DataModel(*(fit_500[k]["value"] for k in ("c0", "a", "alpha", "b", "beta")))
     assert all(fitted(*k) == pytest.approx(expected[k], rel=0.1) for k in expected)
     assert len(model["optima"]) == 3 and set(model["laws"]) == {"utd", "n_params"}
+    assert all(set(law["slope"]) == {"value", "ci"} for law in model["laws"].values())
     assert online["compute"]["n_params"] in (1e5, 4e5, 1.6e6)
+    from scalerl.scaling.report import write_report
+
+    with open(write_report({"metric": "return", "online": online}, str(tmp_path))) as f:
+        report = f.read()
+    assert "### Model size: e" in report and (tmp_path / "model_size.png").exists()

@@ -273,11 +273,10 @@ def _fit_hyperparams(env_index, env_names, utd, batch, lr, times_point, times_bo
             for new_utd in options.propose_utds:
                 row = {"env": env, "utd": float(new_utd)}
                 if "lr" in fits:
-                    row["lr"] = float(fits["lr"]["shared"].predict(e, new_utd))
+                    row["lr"] = fits["lr"]["shared"].predict_estimate(e, float(new_utd), level)
                 if "batch_size" in fits:
-                    raw = float(fits["batch_size"]["shared"].predict(e, new_utd))
-                    row["batch_size"] = raw
-                    row["batch_size_rounded"] = int(hp.round_batch_size(raw))
+                    row["batch_size"] = fits["batch_size"]["shared"].predict_estimate(e, float(new_utd), level)
+                    row["batch_size_rounded"] = int(hp.round_batch_size(row["batch_size"].value))
                 proposals.append(row)
     json_out["proposals"] = proposals
     baseline = {}
@@ -461,11 +460,21 @@ def _fit_compute(results, data_fit, hyper, env_names, utd, batch, n_params, thre
             proposal_budgets = options.propose_budgets or (2 * top_budget, 10 * top_budget, 100 * top_budget)
             proposals = []
             for budget in proposal_budgets:
+                # Intervals: sigma* from each replicate's law, and B*, eta* evaluated at those sigma*.
                 sigma = float(law(budget))
-                row = {"budget": float(budget), "utd": sigma, "batch_size": float(batch_fn(np.array([sigma]))[0])}
+                sigmas_r = np.array([float(rl(budget)) if rl is not None else np.nan for rl in replicate_laws])
+                finite = np.where(np.isfinite(sigmas_r), sigmas_r, sigma)
+                row = {
+                    "budget": float(budget),
+                    "utd": estimate(sigma, sigmas_r, level),
+                    "batch_size": estimate(float(batch_fn(np.array([sigma]))[0]), batch_fn(finite), level),
+                }
                 if "lr" in hyper["fits"]:
                     shared = hyper["fits"]["lr"]["shared"]
-                    row["lr"] = {env: float(shared.predict(e, sigma)) for e, env in enumerate(env_names)}
+                    row["lr"] = {
+                        env: estimate(float(shared.predict(e, sigma)), shared.predict(e, finite), level)
+                        for e, env in enumerate(env_names)
+                    }
                 proposals.append(row)
             output["budget_proposals"] = proposals
     return output
@@ -555,14 +564,32 @@ def _fit_model_size(labels, utd, batch, lr, n_params, point, boot, thresholds, s
             laws = {}
             for field in ("utd", "n_params"):
                 fit = ms.fit_power_law_in_budget(budgets, [getattr(b, field) for _, b, _ in optima], options.heldout)
-                if fit is not None:
-                    slope, intercept, errors = fit
-                    laws[field] = {
-                        "slope": slope,
-                        "intercept": intercept,
-                        "heldout_log10_error": errors,
-                        "form": f"log10 {field}* = intercept + slope * log10 F",
-                    }
+                if fit is None:
+                    continue
+                slope, intercept, errors = fit
+                replicate_fits = []
+                for r in range(boot.shape[1]):
+                    rep = [reps[r] for _, _, reps in optima]
+                    replicate_fits.append(
+                        None
+                        if any(x is None for x in rep)
+                        else ms.fit_power_law_in_budget(
+                            [x.budget for x in rep], [getattr(x, field) for x in rep], options.heldout
+                        )
+                    )
+                laws[field] = {
+                    "form": f"log10 {field}* = intercept + slope * log10 F",
+                    "slope": estimate(slope, [f[0] if f else np.nan for f in replicate_fits], level),
+                    "intercept": estimate(intercept, [f[1] if f else np.nan for f in replicate_fits], level),
+                    "heldout_log10_error": [
+                        estimate(
+                            error,
+                            [f[2][i] if f is not None and len(f[2]) > i else np.nan for f in replicate_fits],
+                            level,
+                        )
+                        for i, error in enumerate(errors)
+                    ],
+                }
             entry["laws"] = laws
         output[name] = entry
     return output

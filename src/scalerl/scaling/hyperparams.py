@@ -57,10 +57,17 @@ class LogLinearFit:
     slopes: dict[int, Estimate]
     intercepts: dict[int, Estimate]
     shared: bool
+    replicate_slopes: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+    replicate_intercepts: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def predict(self, env: int, utd: np.ndarray) -> np.ndarray:
         """``y(sigma)`` of environment ``env`` at the point estimates."""
         return 10 ** (self.slopes[env].value * np.log10(np.asarray(utd, dtype=float)) + self.intercepts[env].value)
+
+    def predict_estimate(self, env: int, utd: float, level: float = 0.95) -> Estimate:
+        """``y(sigma)`` with the interval of the same prediction from each replicate's fit."""
+        samples = 10 ** (self.replicate_slopes[env] * np.log10(utd) + self.replicate_intercepts[env])
+        return estimate(float(self.predict(env, utd)), samples, level)
 
 
 def best_per_replicate(
@@ -166,11 +173,13 @@ def fit_best_values(best: BestValues, shared: bool = True, level: float = 0.95) 
     replicate_fits = [
         fit_log_linear(best.envs, best.utds, best.replicates[:, r], shared) for r in range(best.replicates.shape[1])
     ]
-    slope_estimates, intercept_estimates = {}, {}
+    slope_estimates, intercept_estimates, slope_samples, intercept_samples = {}, {}, {}, {}
     for env in slopes:
-        slope_estimates[env] = estimate(slopes[env], [fit[0][env] for fit in replicate_fits], level)
-        intercept_estimates[env] = estimate(intercepts[env], [fit[1][env] for fit in replicate_fits], level)
-    return LogLinearFit(slope_estimates, intercept_estimates, shared)
+        slope_samples[env] = np.array([fit[0][env] for fit in replicate_fits])
+        intercept_samples[env] = np.array([fit[1][env] for fit in replicate_fits])
+        slope_estimates[env] = estimate(slopes[env], slope_samples[env], level)
+        intercept_estimates[env] = estimate(intercepts[env], intercept_samples[env], level)
+    return LogLinearFit(slope_estimates, intercept_estimates, shared, slope_samples, intercept_samples)
 
 
 def round_batch_size(batch_size: np.ndarray, multiple: int = 16) -> np.ndarray:

@@ -145,7 +145,7 @@ def plot_hyperparams(online: dict, path: str) -> str | None:
             if proposed:
                 axis.plot(
                     [p["utd"] for p in proposed],
-                    [p[name] for p in proposed],
+                    [_value(p[name]) for p in proposed],
                     "s",
                     color="C2",
                     ms=3,
@@ -248,7 +248,7 @@ def plot_budget(online: dict, path: str) -> str | None:
         slope, intercept = _value(law["slope"]), _value(law["intercept"])
         axis.plot(grid, 10 ** (intercept + slope * np.log10(grid)), "C0-", label=f"sigma* ~ F^{slope:.2f}")
         for proposal in compute.get("budget_proposals", []):
-            axis.plot(proposal["budget"], proposal["utd"], "s", color="C2", mfc="none")
+            axis.plot(proposal["budget"], _value(proposal["utd"]), "s", color="C2", mfc="none")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("F*: budget C + delta * D at the optimum")

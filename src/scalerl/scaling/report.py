@@ -141,9 +141,9 @@ def _online_section(online: dict, options: dict) -> list[str]:
         for p in hyper["proposals"]:
             row = [p["env"], format_value(p["utd"])]
             if has_lr:
-                row.append(_number(p.get("lr"), 3))
+                row.append(_estimate(p.get("lr"), 3))
             if has_batch:
-                row.append(f"{p.get('batch_size_rounded')} ({_number(p.get('batch_size'), 3)})")
+                row.append(f"{p.get('batch_size_rounded')} ({_estimate(p.get('batch_size'), 3)})")
             rows.append(row)
         lines += _table(header, rows)
     if hyper.get("baseline"):
@@ -224,8 +224,10 @@ def _online_section(online: dict, options: dict) -> list[str]:
             lines += ["Proposed sigma* for new budgets:", ""]
             rows = []
             for p in compute["budget_proposals"]:
-                lr = "; ".join(f"{env}: {_number(v, 3)}" for env, v in p.get("lr", {}).items())
-                rows.append([_number(p["budget"], 3), _number(p["utd"], 3), _number(p["batch_size"], 3), lr or "n/a"])
+                lr = "; ".join(f"{env}: {_estimate(v, 3)}" for env, v in p.get("lr", {}).items())
+                rows.append(
+                    [_number(p["budget"], 3), _estimate(p["utd"], 3), _estimate(p["batch_size"], 3), lr or "n/a"]
+                )
             lines += _table(["budget F", "sigma*", "B*(sigma*)", "eta*(sigma*) per environment"], rows)
     for name, model in (online.get("model_size") or {}).items():
         lines += [f"### Model size: {name}", ""]
@@ -258,10 +260,10 @@ def _online_section(online: dict, options: dict) -> list[str]:
             lines += ["Compute-optimal (sigma*, N*) per threshold:", ""]
             lines += _table(["J", "sigma*", "N*", "F*"], rows)
         for law in (model.get("laws") or {}).values():
-            errors = ", ".join(_number(e, 3) for e in law["heldout_log10_error"])
+            errors = ", ".join(_estimate(e, 3) for e in law["heldout_log10_error"])
             lines += [
                 (
-                    f"`{law['form']}`: slope {_number(law['slope'])}, intercept {_number(law['intercept'])}; "
+                    f"`{law['form']}`: slope {_estimate(law['slope'])}, intercept {_estimate(law['intercept'])}; "
                     f"held-out log10 error {errors or 'n/a'}."
                 ),
                 "",

@@ -15,6 +15,7 @@ from scalerl.demo import demo
 from scalerl.envs import ScalerlError
 from scalerl.generate.command import generate
 from scalerl.info import info
+from scalerl.scaling.commands import fit, report, sweep
 from scalerl.presets import list_presets
 from scalerl.train_command import agent_help, evaluate_run, list_agents, train
 
@@ -44,6 +45,9 @@ app.command(
 )(train)
 app.command("eval")(evaluate_run)
 app.command("agents")(list_agents)
+app.command("sweep")(sweep)
+app.command("fit")(fit)
+app.command("report")(report)
 app.command("presets")(list_presets)
 
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 import dataclasses
 
 from scalerl.agents.crl import CRLAgent, CRLConfig
+from scalerl.agents.dsharsa import DSHARSAAgent, DSHARSAConfig
 from scalerl.agents.fbc import FBCAgent, FBCConfig
 from scalerl.agents.fql import FQLAgent, FQLConfig
 from scalerl.agents.gcbc import GCBCAgent, GCBCConfig
 from scalerl.agents.gciql import GCIQLAgent, GCIQLConfig
 from scalerl.agents.gcivl import GCIVLAgent, GCIVLConfig
+from scalerl.agents.hfbc import HFBCAgent, HFBCConfig
+from scalerl.agents.hiql import HIQLAgent, HIQLConfig
+from scalerl.agents.nsacbc import NSACBCAgent, NSACBCConfig
 from scalerl.agents.qrl import QRLAgent, QRLConfig
 from scalerl.agents.sacbc import SACBCAgent, SACBCConfig
 from scalerl.agents.sharsa import SHARSAAgent, SHARSAConfig
@@ -32,6 +36,10 @@ AGENTS: dict[str, tuple[type, type]] = {
     "fql": (FQLAgent, FQLConfig),
     "qrl": (QRLAgent, QRLConfig),
     "sharsa": (SHARSAAgent, SHARSAConfig),
+    "nsacbc": (NSACBCAgent, NSACBCConfig),
+    "hfbc": (HFBCAgent, HFBCConfig),
+    "hiql": (HIQLAgent, HIQLConfig),
+    "dsharsa": (DSHARSAAgent, DSHARSAConfig),
 }
 
 

@@ -15,6 +15,7 @@ from scalerl.demo import demo
 from scalerl.envs import ScalerlError
 from scalerl.generate.command import generate
 from scalerl.info import info
+from scalerl.online.command import online
 from scalerl.scaling.commands import fit, report, sweep
 from scalerl.presets import list_presets
 from scalerl.train_command import agent_help, evaluate_run, list_agents, train
@@ -49,6 +50,7 @@ app.command("sweep")(sweep)
 app.command("fit")(fit)
 app.command("report")(report)
 app.command("presets")(list_presets)
+app.command("online")(online)
 
 
 def main() -> None:

@@ -1,0 +1,437 @@
+"""The online loop: environment steps on the host, sigma updates per step fused in one jitted ``lax.scan``.
+
+Per environment step the host steps one environment per seed and makes ONE jitted call that, for every seed
+(``jax.vmap``), writes the transition into the device replay buffer, runs the step's updates as a ``lax.scan`` over
+their keys, and samples the next action. The number of updates per step is static in that call; with an
+updates-to-data ratio ``sigma`` it is ``floor(n sigma) - floor((n - 1) sigma)`` at the ``n``-th step after
+``start_steps``, i.e. ``sigma`` per step for integer ``sigma`` and one update every ``1 / sigma`` steps below 1, so at
+most two programs are compiled and compile time does not grow with ``sigma``.
+
+Randomness: the loop's JAX key lives in the state and is split explicitly; every episode's start is
+``reset(seed=f(seed, seed index, episode index))``. A checkpoint holds the state (agents, replay buffers, keys) and
+the actions of each seed's current episode, and resuming replays those actions after the seeded reset, so a
+resumed run equals an uninterrupted one on CPU.
+
+Every ``eval_every`` steps the loop logs, per seed, the mean return of ``eval_episodes`` deterministic episodes
+(``eval.jsonl``) and the TD-overfitting diagnostic of Fu, Rybkin et al. 2025 ("Compute-Optimal Scaling for
+Value-Based Deep RL"): the critic's TD loss on ``validation_steps`` fresh transitions collected by the current policy
+in a separate validation environment, next to the TD loss on as many replay transitions (``metrics.jsonl``).
+
+Run directory layout::
+
+    OUT/config.json          loop + agent config (resume checks it)
+    OUT/metrics.jsonl        one line per (log step, seed): training losses; at eval steps also td/train_loss and
+                             td/validation_loss
+    OUT/eval.jsonl           one line per (eval step, seed): mean evaluation return
+    OUT/checkpoints/step_XXXXXXXX.msgpack   state of all seeds and the environments' replay record
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from fractions import Fraction
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from scalerl.envs import ScalerlError
+from scalerl.online import buffer as replay
+from scalerl.online.envs import check_env_name, make_online_env
+from scalerl.online.sac import SACAgent, SACConfig
+from scalerl.train import (
+    _append_jsonl,
+    _truncate_jsonl,
+    atomic_write_json,
+    list_checkpoints,
+    restore_checkpoint,
+    save_checkpoint,
+    seed_keys,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineConfig:
+    """Settings of the online loop (the agent's are in :class:`scalerl.online.sac.SACConfig`)."""
+
+    env: str = "dmc:cartpole-swingup"
+    """Environment: a Gymnasium MuJoCo id (``Hopper-v5``) or a DMC task (``dmc:cartpole-swingup``)."""
+    steps: int = 100_000
+    """Environment steps per seed."""
+    utd: float = 1.0
+    """Updates-to-data ratio sigma: gradient updates per environment step (below 1: one every 1/sigma steps)."""
+    seeds: int = 1
+    """Seeds trained together (vmapped agents, one environment per seed)."""
+    seed: int = 0
+    """Base seed of agents, replay sampling and environments."""
+    start_steps: int = 5000
+    """Uniformly random actions (and no updates) for this many first steps."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions per seed (fixed, so a run resumed with more --steps keeps its buffer)."""
+    eval_every: int = 10_000
+    """Evaluate, log the TD-overfitting diagnostic and checkpoint every this many environment steps."""
+    eval_episodes: int = 5
+    """Deterministic evaluation episodes per seed and evaluation."""
+    validation_steps: int = 1000
+    """Fresh policy transitions collected in the validation environment per evaluation (0: no diagnostic)."""
+    log_every: int = 1000
+    """Write training losses to metrics.jsonl every this many environment steps."""
+    max_episode_steps: int = 1000
+    """Episode length limit (truncation, not termination)."""
+    out: str = "runs/online"
+    """Run directory."""
+
+    def __post_init__(self):
+        check_env_name(self.env)
+        if not self.utd > 0:
+            raise ScalerlError(f"--utd: expected > 0, got {self.utd}")
+        for name in ("steps", "seeds", "eval_every", "log_every", "max_episode_steps", "buffer_size"):
+            if getattr(self, name) < 1:
+                raise ScalerlError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
+        for name in ("start_steps", "eval_episodes", "validation_steps"):
+            if getattr(self, name) < 0:
+                raise ScalerlError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(self, name)}")
+
+
+class OnlineState(struct.PyTreeNode):
+    """What one seed carries from step to step on the device (a leading seed axis when vmapped).
+
+    Attributes:
+        agent: the :class:`SACAgent`.
+        buffer: the seed's :class:`scalerl.online.buffer.ReplayBuffer`.
+        key: the loop key, split once per environment step.
+    """
+
+    agent: SACAgent
+    buffer: replay.ReplayBuffer
+    key: jax.Array
+
+
+def updates_at(step: int, utd: float, start_steps: int) -> int:
+    """Gradient updates after environment step ``step`` (0-based): ``floor(n sigma) - floor((n - 1) sigma)``.
+
+    ``n = step - start_steps + 1`` counts the steps since updates began; ``sigma`` is taken as the exact decimal it
+    is written as, so ``N`` steps give ``floor(N sigma)`` updates in total.
+    """
+    n = step - start_steps + 1
+    if n < 1:
+        return 0
+    sigma = Fraction(str(utd))
+    return int((n * sigma) // 1 - ((n - 1) * sigma) // 1)
+
+
+def update_once(agent: SACAgent, buffer: replay.ReplayBuffer, key: jax.Array, batch_size: int):
+    """One update on a batch drawn with ``key``: ``sample_key, update_key = split(key)``. Returns ``(agent, info)``."""
+    sample_key, update_key = jax.random.split(key)
+    return agent.update(replay.sample(buffer, sample_key, batch_size), update_key)
+
+
+def update_many(agent: SACAgent, buffer: replay.ReplayBuffer, keys: jax.Array, batch_size: int):
+    """``len(keys)`` updates fused in one ``lax.scan``; equals :func:`update_once` per key. Infos are stacked."""
+    return jax.lax.scan(lambda a, key: update_once(a, buffer, key, batch_size), agent, keys)
+
+
+def _seed_step(state: OnlineState, transition: dict, observations, explore, num_updates: int, batch_size: int):
+    """Add ``transition``, run ``num_updates`` updates, and pick the action for ``observations`` (one seed)."""
+    key, act_key, update_key = jax.random.split(state.key, 3)
+    buffer = replay.add(state.buffer, transition)
+    agent, info = state.agent, {}
+    if num_updates:
+        agent, infos = update_many(agent, buffer, jax.random.split(update_key, num_updates), batch_size)
+        info = jax.tree.map(lambda x: x.mean(axis=0), infos)
+    actions = _act(agent, observations, act_key, explore)
+    return OnlineState(agent=agent, buffer=buffer, key=key), actions, info
+
+
+def _act(agent: SACAgent, observations, key, explore):
+    """A policy sample, or a uniform action in ``[-1, 1]`` while ``explore``."""
+    policy_key, uniform_key = jax.random.split(key)
+    uniform = jax.random.uniform(uniform_key, (agent.action_dim,), minval=-1.0, maxval=1.0)
+    return jnp.where(explore, uniform, agent.sample_actions(observations, policy_key))
+
+
+@partial(jax.jit, static_argnames=("num_updates", "batch_size"), donate_argnames=("state",))
+def train_step(state: OnlineState, transition: dict, observations, explore, num_updates: int, batch_size: int):
+    """:func:`_seed_step` for every seed (leading axis) in one compiled call; ``state`` is donated."""
+    step = partial(_seed_step, explore=explore, num_updates=num_updates, batch_size=batch_size)
+    return jax.vmap(step)(state, transition, observations)
+
+
+@jax.jit
+def first_actions(state: OnlineState, observations, explore):
+    """The actions for the first observations ``[S, obs_dim]`` (the state's keys advance by one split)."""
+
+    def one(seed_state, seed_observations):
+        key, act_key = jax.random.split(seed_state.key)
+        return seed_state.replace(key=key), _act(seed_state.agent, seed_observations, act_key, explore)
+
+    return jax.vmap(one)(state, observations)
+
+
+@partial(jax.jit, static_argnames=("deterministic",))
+def policy_actions(agents: SACAgent, observations, keys, deterministic: bool):
+    """Actions ``[S, A]`` of every seed's policy for observations ``[S, obs_dim]``."""
+    return jax.vmap(lambda a, o, k: a.sample_actions(o, k, deterministic))(agents, observations, keys)
+
+
+@jax.jit
+def td_losses(state: OnlineState, validation: dict, key):
+    """Per seed: the critic's TD loss on the validation transitions ``[S, V, ...]`` and on ``V`` replay ones."""
+
+    def one(seed_state, seed_validation, seed_key):
+        sample_key, train_key, val_key = jax.random.split(seed_key, 3)
+        size = seed_validation["rewards"].shape[0]
+        train_batch = replay.sample(seed_state.buffer, sample_key, size)
+        agent = seed_state.agent
+        train_loss, _ = agent.critic_loss(train_batch, agent.params, train_key)
+        val_loss, _ = agent.critic_loss(seed_validation, agent.params, val_key)
+        return {"td/train_loss": train_loss, "td/validation_loss": val_loss}
+
+    keys = jax.random.split(key, state.key.shape[0])
+    return jax.vmap(one)(state, validation, keys)
+
+
+def episode_seed(seed: int, seed_index: int, episode: int, stream: int) -> int:
+    """The reset seed of an episode: a hash of (base seed, seed index, episode index, stream)."""
+    return int(np.random.SeedSequence([seed, seed_index, episode, stream]).generate_state(1)[0])
+
+
+TRAIN_STREAM, EVAL_STREAM, VALIDATION_STREAM = 0, 1, 2
+
+
+class _Envs:
+    """One training environment per seed plus the record that lets a checkpoint restore them mid-episode.
+
+    Attributes:
+        episode: index of each seed's current episode ``[S]``.
+        actions: actions of each seed's current episode so far ``[S, max_episode_steps, A]``.
+        length: steps of each seed's current episode ``[S]``.
+        returns: return of each seed's current episode ``[S]``; ``last_returns`` of its last finished one.
+        observations: the current observations ``[S, obs_dim]``.
+    """
+
+    def __init__(self, config: OnlineConfig):
+        self.config = config
+        self.envs = [make_online_env(config.env, config.max_episode_steps) for _ in range(config.seeds)]
+        self.observation_dim, self.action_dim = self.envs[0].observation_dim, self.envs[0].action_dim
+        seeds = config.seeds
+        self.episode = np.zeros(seeds, np.int64)
+        self.actions = np.zeros((seeds, config.max_episode_steps, self.action_dim), np.float32)
+        self.length = np.zeros(seeds, np.int64)
+        self.returns = np.zeros(seeds, np.float64)
+        self.last_returns = np.full(seeds, np.nan)
+        self.observations = np.stack([self._reset(s) for s in range(seeds)])
+
+    def _reset(self, s: int) -> np.ndarray:
+        self.length[s], self.returns[s] = 0, 0.0
+        observation, _ = self.envs[s].reset(episode_seed(self.config.seed, s, int(self.episode[s]), TRAIN_STREAM))
+        return observation
+
+    def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray]:
+        """Step every seed; returns the transitions ``[S, ...]`` and the next observations (after any reset)."""
+        transition = {"observations": self.observations.copy(), "actions": actions}
+        next_observations, rewards, terminals, following = [], [], [], []
+        for s, env in enumerate(self.envs):
+            observation, reward, terminated, truncated, _ = env.step(actions[s])
+            self.actions[s, self.length[s]] = actions[s]
+            self.length[s] += 1
+            self.returns[s] += reward
+            next_observations.append(observation)
+            rewards.append(reward)
+            terminals.append(float(terminated))
+            if terminated or truncated:
+                self.last_returns[s] = self.returns[s]
+                self.episode[s] += 1
+                observation = self._reset(s)
+            following.append(observation)
+        transition.update(
+            rewards=np.asarray(rewards, np.float32),
+            next_observations=np.stack(next_observations),
+            terminals=np.asarray(terminals, np.float32),
+        )
+        self.observations = np.stack(following)
+        return transition, self.observations
+
+    def record(self) -> dict:
+        """The host state a checkpoint needs to rebuild the environments."""
+        return {
+            "episode": self.episode.copy(),
+            "actions": self.actions.copy(),
+            "length": self.length.copy(),
+            "returns": self.returns.copy(),
+            "last_returns": self.last_returns.copy(),
+            "observations": self.observations.copy(),
+        }
+
+    def restore(self, record: dict) -> None:
+        """Re-seed each seed's current episode and replay its actions; checks the observations match."""
+        self.episode = np.asarray(record["episode"], np.int64).copy()
+        self.last_returns = np.asarray(record["last_returns"], np.float64).copy()
+        self.actions = np.asarray(record["actions"], np.float32).copy()
+        for s, env in enumerate(self.envs):
+            observation = self._reset(s)
+            for t in range(int(record["length"][s])):
+                observation, reward, _, _, _ = env.step(self.actions[s, t])
+                self.returns[s] += reward
+                self.length[s] += 1
+            self.observations[s] = observation
+        if not np.array_equal(self.observations, np.asarray(record["observations"])):
+            raise ScalerlError("--resume: replaying the checkpoint's episodes did not reproduce its observations")
+
+
+def evaluate_returns(agents: SACAgent, config: OnlineConfig, envs: list) -> np.ndarray:
+    """Mean return ``[S]`` of ``eval_episodes`` deterministic episodes per seed (the same starts every time)."""
+    seeds = len(envs)
+    totals = np.zeros(seeds)
+    for episode in range(config.eval_episodes):
+        observations = np.stack(
+            [env.reset(episode_seed(config.seed, s, episode, EVAL_STREAM))[0] for s, env in enumerate(envs)]
+        )
+        running = np.ones(seeds, bool)
+        keys = jnp.zeros((seeds, 2), jnp.uint32)
+        while running.any():
+            actions = np.asarray(policy_actions(agents, observations, keys, True))
+            for s, env in enumerate(envs):
+                if running[s]:
+                    observations[s], reward, terminated, truncated, _ = env.step(actions[s])
+                    totals[s] += reward
+                    running[s] = not (terminated or truncated)
+    return totals / max(config.eval_episodes, 1)
+
+
+def collect_validation(agents: SACAgent, config: OnlineConfig, envs: list, evaluation: int, key) -> dict:
+    """``validation_steps`` fresh transitions ``[S, V, ...]`` of the current (stochastic) policy, one env per seed."""
+    seeds = len(envs)
+    episode = np.zeros(seeds, np.int64)
+
+    def reset(s):
+        return envs[s].reset(episode_seed(config.seed, s, evaluation * 1000 + int(episode[s]), VALIDATION_STREAM))[0]
+
+    observations = np.stack([reset(s) for s in range(seeds)])
+    columns = {name: [] for name in ("observations", "actions", "rewards", "next_observations", "terminals")}
+    for t in range(config.validation_steps):
+        keys = jax.random.split(jax.random.fold_in(key, t), seeds)
+        actions = np.asarray(policy_actions(agents, observations, keys, False))
+        columns["observations"].append(observations.copy())
+        columns["actions"].append(actions)
+        rewards, next_observations, terminals = [], [], []
+        for s, env in enumerate(envs):
+            observation, reward, terminated, truncated, _ = env.step(actions[s])
+            rewards.append(reward)
+            next_observations.append(observation)
+            terminals.append(float(terminated))
+            if terminated or truncated:
+                episode[s] += 1
+                observation = reset(s)
+            observations[s] = observation
+        columns["rewards"].append(np.asarray(rewards, np.float32))
+        columns["next_observations"].append(np.stack(next_observations))
+        columns["terminals"].append(np.asarray(terminals, np.float32))
+    return {name: np.stack(values, axis=1) for name, values in columns.items()}  # [S, V, ...]
+
+
+def create_state(config: OnlineConfig, agent_config: SACConfig, observation_dim: int, action_dim: int) -> OnlineState:
+    """Agents, empty replay buffers and loop keys for ``config.seeds`` seeds (leading axis)."""
+    keys = seed_keys(config.seed, config.seeds)
+
+    def one(key):
+        init_key, loop_key = jax.random.split(key)
+        agent = SACAgent.create(init_key, observation_dim, action_dim, agent_config)
+        return OnlineState(agent, replay.ReplayBuffer.create(config.buffer_size, observation_dim, action_dim), loop_key)
+
+    # Target parameters start as the online ones; give every leaf its own buffer so the state can be donated.
+    return jax.tree.map(lambda x: x.copy(), jax.vmap(one)(keys))
+
+
+def _rows(step: int, seeds: int, values: dict) -> list[dict]:
+    """``{key: [S]}`` device arrays -> one ``{"step", "seed", key: float}`` row per seed."""
+    host = {name: np.asarray(value) for name, value in jax.device_get(values).items()}
+    return [{"step": step, "seed": s, **{k: float(v[s]) for k, v in host.items()}} for s in range(seeds)]
+
+
+def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = False, progress: bool = True) -> str:
+    """Train ``config.seeds`` SAC agents online for ``config.steps`` environment steps; returns the run directory."""
+    from tqdm import tqdm
+
+    envs = _Envs(config)  # unknown environments fail here, before the run directory is touched
+    run_dir = config.out
+    config_path = os.path.join(run_dir, "config.json")
+    saved = json.loads(json.dumps({"online": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}))
+    comparable = {"online": {k: v for k, v in saved["online"].items() if k != "steps"}, "agent": saved["agent"]}
+    if resume:
+        if not os.path.isfile(config_path):
+            raise ScalerlError(f"--resume: {config_path} not found; nothing to resume")
+        with open(config_path) as f:
+            previous = json.load(f)
+        previous["online"].pop("steps", None)
+        if previous != comparable:
+            raise ScalerlError(f"--resume: {config_path} differs from this command (only --steps may change)")
+    elif os.path.isfile(config_path):
+        raise ScalerlError(
+            f"--out: {run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_json(config_path, saved)
+
+    eval_envs = [make_online_env(config.env, config.max_episode_steps) for _ in range(config.seeds)]
+    validation_envs = [make_online_env(config.env, config.max_episode_steps) for _ in range(config.seeds)]
+    state = create_state(config, agent_config, envs.observation_dim, envs.action_dim)
+    diagnostic_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1_000_003)
+    metrics_path, eval_path = os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "eval.jsonl")
+    step = 0
+    checkpoints = list_checkpoints(run_dir) if resume else []
+    if checkpoints:
+        step, path = checkpoints[-1]
+        template = {"state": state, "envs": envs.record(), "actions": np.zeros((config.seeds, envs.action_dim))}
+        restored = restore_checkpoint(path, jax.device_get(template))
+        state = jax.tree.map(jnp.asarray, restored["state"])
+        envs.restore(restored["envs"])
+        actions = np.asarray(restored["actions"], np.float32)
+    else:
+        for path in (metrics_path, eval_path):
+            if os.path.exists(path):
+                os.remove(path)
+        state, actions = first_actions(state, envs.observations, config.start_steps > 0)
+        actions = np.asarray(actions)
+    _truncate_jsonl(metrics_path, step)
+    _truncate_jsonl(eval_path, step)
+
+    bar = tqdm(
+        total=config.steps, initial=step, unit="step", desc=f"{config.env} x{config.seeds}", disable=not progress
+    )
+    info = {}
+    while step < config.steps:
+        transition, observations = envs.step(actions)
+        num_updates = updates_at(step, config.utd, config.start_steps)
+        explore = step + 1 < config.start_steps
+        state, actions, step_info = train_step(
+            state, transition, observations, explore, num_updates=num_updates, batch_size=agent_config.batch_size
+        )
+        actions = np.asarray(actions)
+        info = step_info or info
+        step += 1
+        bar.update(1)
+        evaluate_now = step % config.eval_every == 0 or step == config.steps
+        if step % config.log_every == 0 or evaluate_now:
+            rows = _rows(step, config.seeds, info)
+            for s, row in enumerate(rows):
+                if not np.isnan(envs.last_returns[s]):
+                    row["train/episode_return"] = float(envs.last_returns[s])
+            if evaluate_now and config.validation_steps:
+                key = jax.random.fold_in(diagnostic_key, step)
+                validation = collect_validation(state.agent, config, validation_envs, step // config.eval_every, key)
+                td_rows = _rows(step, config.seeds, td_losses(state, validation, jax.random.fold_in(key, 1)))
+                rows = [{**row, **td_row} for row, td_row in zip(rows, td_rows)]
+            _append_jsonl(metrics_path, rows)
+        if evaluate_now:
+            returns = evaluate_returns(state.agent, config, eval_envs)
+            _append_jsonl(eval_path, [{"step": step, "seed": s, "return": float(r)} for s, r in enumerate(returns)])
+            bar.set_postfix(eval_return=f"{returns.mean():.1f}")
+            checkpoint = {"state": jax.device_get(state), "envs": envs.record(), "actions": actions}
+            save_checkpoint(run_dir, step, checkpoint, keep=2)
+    bar.close()
+    return run_dir

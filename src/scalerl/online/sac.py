@@ -1,0 +1,222 @@
+"""Soft actor-critic for online continuous control, with an optional BRO critic.
+
+SAC (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications"): twin critics with Polyak-averaged
+targets, a tanh-Gaussian actor and an entropy coefficient tuned toward a target entropy::
+
+    critic: L(Q_j) = E[(Q_j(s, a) - y)^2],  y = r + gamma * (1 - d) * (min_j Qbar_j(s', a') - lambda log pi(a' | s'))
+    actor:  L(pi)  = E[lambda log pi(a~ | s) - min_j Q_j(s, a~)]
+    entropy:  L(lambda) = lambda * (H - H_target),  H = -E log pi(a~ | s),  H_target = -k * dim(A)
+
+with ``a' ~ pi(. | s')`` and reparameterised ``a~ ~ pi(. | s)``. The critic is either a GELU MLP
+(``critic_depth`` hidden layers of ``critic_width``) or a BRO network (Nauman et al. 2024, "Bigger, Regularized,
+Optimistic"): a dense layer with layer norm followed by ``critic_depth`` residual blocks
+``x + LN(W2 relu(LN(W1 x)))``, so the critic size N scales with width and depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from scalerl import losses
+from scalerl.envs import ScalerlError
+from scalerl.networks import MLP, GaussianActor, default_init, ensemble
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+    """Hyper-parameters of online SAC (defaults: Haarnoja et al. 2018 with jaxrl's target entropy)."""
+
+    lr: float = 3e-4
+    """Adam learning rate (actor, critics and entropy coefficient)."""
+    batch_size: int = 256
+    """Transitions per gradient update."""
+    actor_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor MLP."""
+    critic_type: str = "mlp"
+    """Critic architecture: ``mlp`` (plain MLP) or ``bro`` (residual blocks with layer norm; Nauman et al. 2024)."""
+    critic_width: int = 256
+    """Hidden width of each critic."""
+    critic_depth: int = 2
+    """Hidden layers of the MLP critic, or residual blocks of the BRO critic."""
+    num_qs: int = 2
+    """Critics in the ensemble; targets take their minimum."""
+    discount: float = 0.99
+    """Discount factor gamma."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    init_entropy_coef: float = 1.0
+    """Initial entropy coefficient lambda (tuned in log space)."""
+    target_entropy_multiplier: float = 0.5
+    """Target entropy ``-target_entropy_multiplier * action_dim``."""
+
+    def __post_init__(self):
+        if self.critic_type not in ("mlp", "bro"):
+            raise ScalerlError(f"--critic: expected 'mlp' or 'bro', got '{self.critic_type}'")
+        for name in ("batch_size", "critic_width", "critic_depth", "num_qs"):
+            if getattr(self, name) < 1:
+                raise ScalerlError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ScalerlError(f"--lr: expected > 0, got {self.lr}")
+        if not 0 < self.discount <= 1 or not 0 < self.tau <= 1:
+            raise ScalerlError(f"--discount and --tau: expected in (0, 1], got {self.discount} and {self.tau}")
+
+
+class BroCritic(nn.Module):
+    """BRO critic ``Q(s, a)`` (Nauman et al. 2024): ``Dense-LN-ReLU``, ``depth`` residual blocks, a scalar head.
+
+    Attributes:
+        width: hidden width.
+        depth: residual blocks ``x + LN(Dense(ReLU(LN(Dense(x)))))``.
+    """
+
+    width: int
+    depth: int
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        """``[..., 1]`` values for inputs ``[..., dim]``."""
+        x = nn.relu(nn.LayerNorm()(nn.Dense(self.width, kernel_init=default_init())(inputs)))
+        for _ in range(self.depth):
+            residual = nn.relu(nn.LayerNorm()(nn.Dense(self.width, kernel_init=default_init())(x)))
+            x = x + nn.LayerNorm()(nn.Dense(self.width, kernel_init=default_init())(residual))
+        return nn.Dense(1, kernel_init=default_init())(x)
+
+
+class Critic(nn.Module):
+    """An ensemble of ``num_qs`` critics ``Q_j(s, a)``; returns ``[num_qs, ...]``.
+
+    Attributes:
+        config: the :class:`SACConfig` (``critic_type``, ``critic_width``, ``critic_depth``, ``num_qs``).
+    """
+
+    config: SACConfig
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        inputs = jnp.concatenate([observations, actions], axis=-1)
+        config = self.config
+        if config.critic_type == "bro":
+            values = ensemble(BroCritic, config.num_qs)(config.critic_width, config.critic_depth)(inputs)
+        else:
+            dims = (*([config.critic_width] * config.critic_depth), 1)
+            values = ensemble(MLP, config.num_qs)(dims)(inputs)
+        return values[..., 0]
+
+
+def build_networks(config: SACConfig, action_dim: int) -> dict:
+    """``critic`` (:class:`Critic`) and ``actor`` (tanh-Gaussian with state-dependent std, no goal input)."""
+    actor = GaussianActor(
+        config.actor_hidden_dims, action_dim, tanh_squash=True, const_std=False, state_dependent_std=True
+    )
+    return {"critic": Critic(config), "actor": actor}
+
+
+def _no_goals(observations: jax.Array) -> jax.Array:
+    """The empty goal ``[..., 0]`` that turns the goal-conditioned :class:`GaussianActor` into ``pi(a | s)``."""
+    return jnp.zeros((*observations.shape[:-1], 0), observations.dtype)
+
+
+class SACAgent(struct.PyTreeNode):
+    """Online SAC agent; ``update`` is pure and returns a new agent.
+
+    Attributes:
+        params: ``{"critic", "actor", "log_entropy_coef"}``.
+        target_params: ``{"critic"}`` (Polyak average, not optimised).
+        opt_state: Adam state of ``params``.
+        action_dim: action dimension.
+        config: the :class:`SACConfig`.
+    """
+
+    params: dict
+    target_params: dict
+    opt_state: optax.OptState
+    action_dim: int = struct.field(pytree_node=False)
+    config: SACConfig = struct.field(pytree_node=False)
+
+    @property
+    def networks(self) -> dict:
+        """The modules (stateless; parameters live in ``params``)."""
+        return build_networks(self.config, self.action_dim)
+
+    @classmethod
+    def create(cls, key: jax.Array, observation_dim: int, action_dim: int, config: SACConfig) -> SACAgent:
+        """A fresh agent for observations ``[observation_dim]`` and actions ``[action_dim]`` in ``[-1, 1]``."""
+        critic_key, actor_key = jax.random.split(key)
+        observations, actions = jnp.zeros((1, observation_dim)), jnp.zeros((1, action_dim))
+        networks = build_networks(config, action_dim)
+        params = {
+            "critic": networks["critic"].init(critic_key, observations, actions),
+            "actor": networks["actor"].init(actor_key, observations, _no_goals(observations)),
+            "log_entropy_coef": jnp.log(jnp.asarray(config.init_entropy_coef, jnp.float32)),
+        }
+        return cls(
+            params=params,
+            target_params={"critic": params["critic"]},
+            opt_state=optax.adam(config.lr).init(params),
+            action_dim=action_dim,
+            config=config,
+        )
+
+    def policy(self, params: dict, observations: jax.Array):
+        """The action distribution ``pi(. | s)`` for observations ``[..., obs_dim]``."""
+        return self.networks["actor"].apply(params["actor"], observations, _no_goals(observations))
+
+    def td_target(self, batch: dict, key: jax.Array) -> jax.Array:
+        """Soft TD target ``y`` ``[B]`` with the target critics and a fresh next action."""
+        next_actions, next_log_prob = self.policy(self.params, batch["next_observations"]).sample_and_log_prob(key)
+        next_q = self.networks["critic"].apply(self.target_params["critic"], batch["next_observations"], next_actions)
+        coef = jnp.exp(self.params["log_entropy_coef"])
+        next_value = next_q.min(axis=0) - coef * next_log_prob  # [B]
+        target = batch["rewards"] + self.config.discount * (1.0 - batch["terminals"]) * next_value
+        return jax.lax.stop_gradient(target)
+
+    def critic_loss(self, batch: dict, params: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+        """Squared TD error summed over the critics, averaged over the batch."""
+        target = self.td_target(batch, key)
+        q = self.networks["critic"].apply(params["critic"], batch["observations"], batch["actions"])  # [E, B]
+        loss = jnp.mean((q - target) ** 2, axis=1).sum()
+        return loss, {"critic/loss": loss, "critic/q_mean": q.mean(), "critic/target_mean": target.mean()}
+
+    def actor_loss(self, batch: dict, params: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+        """Entropy-regularised Q maximisation and the entropy coefficient's Lagrangian loss."""
+        actions, log_prob = self.policy(params, batch["observations"]).sample_and_log_prob(key)  # [B, A], [B]
+        q = self.networks["critic"].apply(self.params["critic"], batch["observations"], actions).min(axis=0)  # [B]
+        log_coef = params["log_entropy_coef"]
+        coef = jnp.exp(jax.lax.stop_gradient(log_coef))
+        entropy = -jax.lax.stop_gradient(log_prob).mean()
+        target_entropy = -self.config.target_entropy_multiplier * self.action_dim
+        coef_loss = jnp.exp(log_coef) * (entropy - target_entropy)
+        sac_loss = jnp.mean(coef * log_prob - q)
+        return sac_loss + coef_loss, {
+            "actor/loss": sac_loss,
+            "actor/entropy": entropy,
+            "actor/entropy_coef": coef,
+            "actor/q_mean": q.mean(),
+        }
+
+    def total_loss(self, batch: dict, params: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+        """Critic + actor + entropy coefficient losses; gradients flow only into ``params``."""
+        critic_key, actor_key = jax.random.split(key)
+        critic_loss, critic_info = self.critic_loss(batch, params, critic_key)
+        actor_loss, actor_info = self.actor_loss(batch, params, actor_key)
+        return critic_loss + actor_loss, {**critic_info, **actor_info}
+
+    def update(self, batch: dict, key: jax.Array) -> tuple[SACAgent, dict]:
+        """One Adam step on :meth:`total_loss`, then the Polyak update of the target critics. Pure; the caller jits."""
+        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
+        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
+        params = optax.apply_updates(self.params, updates)
+        target_critic = losses.ema_update(params["critic"], self.target_params["critic"], self.config.tau)
+        info["grad/norm"] = losses.global_norm(grads)
+        return self.replace(params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
+
+    def sample_actions(self, observations: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+        """Actions ``[..., A]`` in ``[-1, 1]``: a sample of ``pi(. | s)``, or its mode when ``deterministic``."""
+        dist = self.policy(self.params, observations)
+        return dist.mode() if deterministic else jnp.clip(dist.sample(key), -1.0, 1.0)

@@ -1,0 +1,159 @@
+"""Online SAC: replay buffer semantics, fused updates, UTD scheduling, resume and the CLI's errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scalerl.online import buffer as replay
+from scalerl.online.loop import OnlineConfig, run_online, update_many, update_once, updates_at
+from scalerl.online.sac import SACAgent, SACConfig
+
+TINY_AGENT = SACConfig(batch_size=8, actor_hidden_dims=(16,), critic_width=16, critic_depth=1)
+
+
+def _transition(value: float, observation_dim: int = 3, action_dim: int = 2) -> dict:
+    return {
+        "observations": np.full(observation_dim, value, np.float32),
+        "actions": np.full(action_dim, value / 100, np.float32),
+        "rewards": np.float32(value),
+        "next_observations": np.full(observation_dim, value + 1, np.float32),
+        "terminals": np.float32(0.0),
+    }
+
+
+def test_buffer_wraps_around():
+    buffer = replay.ReplayBuffer.create(3, 3, 2)
+    add = jax.jit(replay.add, donate_argnums=0)
+    for value in range(5):
+        buffer = add(buffer, _transition(float(value)))
+    assert int(buffer.size) == 3 and int(buffer.pointer) == 2
+    # Slots 0 and 1 were overwritten by transitions 3 and 4; slot 2 still holds transition 2.
+    np.testing.assert_array_equal(buffer.data["rewards"], [3.0, 4.0, 2.0])
+    np.testing.assert_array_equal(buffer.data["next_observations"][:, 0], [4.0, 5.0, 3.0])
+
+
+def test_buffer_never_samples_unwritten_slots():
+    buffer = replay.ReplayBuffer.create(10, 3, 2)
+    for value in (1.0, 2.0, 3.0):
+        buffer = replay.add(buffer, _transition(value))
+    batch = replay.sample(buffer, jax.random.PRNGKey(0), 2000)
+    assert set(np.unique(batch["rewards"]).tolist()) == {1.0, 2.0, 3.0}
+    np.testing.assert_array_equal(batch["observations"][:, 0], batch["rewards"])  # columns stay aligned
+
+
+def _filled_buffer(size: int = 20) -> replay.ReplayBuffer:
+    rng = np.random.default_rng(0)
+    buffer = replay.ReplayBuffer.create(size, 3, 2)
+    data = {
+        "observations": rng.normal(size=(size, 3)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(size, 2)).astype(np.float32),
+        "rewards": rng.normal(size=size).astype(np.float32),
+        "next_observations": rng.normal(size=(size, 3)).astype(np.float32),
+        "terminals": (rng.uniform(size=size) < 0.2).astype(np.float32),
+    }
+    return buffer.replace(data=jax.tree.map(jnp.asarray, data), pointer=jnp.int32(0), size=jnp.int32(size))
+
+
+@pytest.mark.parametrize("critic_type", ["mlp", "bro"])
+def test_fused_updates_equal_single_updates(critic_type):
+    config = dataclasses.replace(TINY_AGENT, critic_type=critic_type)
+    agent = SACAgent.create(jax.random.PRNGKey(1), 3, 2, config)
+    buffer = _filled_buffer()
+    keys = jax.random.split(jax.random.PRNGKey(2), 3)
+    fused, infos = jax.jit(update_many, static_argnums=3)(agent, buffer, keys, config.batch_size)
+    single = agent
+    step = jax.jit(update_once, static_argnums=3)
+    for key in keys:
+        single, info = step(single, buffer, key, config.batch_size)
+    for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(single)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(infos["critic/loss"][-1], info["critic/loss"], rtol=1e-5)
+    assert np.isfinite(infos["critic/loss"]).all()
+
+
+@pytest.mark.parametrize("utd", [0.25, 0.3, 0.5, 1.0, 2.0, 2.5, 8.0])
+def test_utd_schedule_counts(utd):
+    start, steps = 7, 103
+    counts = [updates_at(t, utd, start) for t in range(steps)]
+    assert sum(counts[:start]) == 0
+    assert sum(counts) == math.floor((steps - start) * utd + 1e-9)
+    assert set(counts[start:]) <= {math.floor(utd), math.ceil(utd)}
+    if utd < 1:  # one update every 1 / utd steps, evenly spread
+        gaps = np.diff(np.flatnonzero(counts))
+        assert gaps.min() >= math.floor(1 / utd) and gaps.max() <= math.ceil(1 / utd)
+
+
+def _config(tmp_path, name: str, **overrides) -> OnlineConfig:
+    config = OnlineConfig(
+        env="dmc:cartpole-swingup", steps=60, utd=1.0, seeds=2, start_steps=10, eval_every=30, eval_episodes=1,
+        validation_steps=8, log_every=10, max_episode_steps=25, buffer_size=100, out=str(tmp_path / name),
+    )  # fmt: skip
+    return dataclasses.replace(config, **overrides)
+
+
+def _adam_counts(run_dir: str, step: int) -> np.ndarray:
+    path = os.path.join(run_dir, "checkpoints", f"step_{step:08d}.msgpack")
+    with open(path, "rb") as f:
+        restored = flax.serialization.msgpack_restore(f.read())
+    return np.asarray(restored["state"]["agent"]["opt_state"]["0"]["count"])
+
+
+def test_fractional_utd_runs_the_right_number_of_updates(tmp_path):
+    config = _config(tmp_path, "quarter", utd=0.25, seeds=1, eval_episodes=0, validation_steps=0)
+    run_online(config, TINY_AGENT, progress=False)
+    np.testing.assert_array_equal(_adam_counts(config.out, 60), [math.floor((60 - 10) * 0.25)])
+
+
+def _read(path: str) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    # Episodes of 25 steps and a checkpoint at step 30: the resumed environments restart mid-episode.
+    full = _config(tmp_path, "full")
+    run_online(full, TINY_AGENT, progress=False)
+    part = _config(tmp_path, "part", steps=30)
+    run_online(part, TINY_AGENT, progress=False)
+    run_online(dataclasses.replace(part, steps=60), TINY_AGENT, resume=True, progress=False)
+    for name in ("eval.jsonl", "metrics.jsonl"):
+        assert _read(os.path.join(part.out, name)) == _read(os.path.join(full.out, name))
+    checkpoint = os.path.join("checkpoints", "step_00000060.msgpack")
+    with open(os.path.join(full.out, checkpoint), "rb") as a, open(os.path.join(part.out, checkpoint), "rb") as b:
+        assert a.read() == b.read()
+    rows = _read(os.path.join(full.out, "metrics.jsonl"))
+    assert {"td/train_loss", "td/validation_loss", "critic/loss"} <= set(rows[-1])
+    np.testing.assert_array_equal(_adam_counts(full.out, 60), [50, 50])
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--utd", "0"], "--utd"),
+        (["--batch-size", "-4"], "--batch-size"),
+        (["--steps", "-1"], "--steps"),
+        (["--critic-width", "0"], "--critic-width"),
+        (["--env", "Foo-v5"], "--env"),
+        (["--env", "dmc:nodomain-run"], "--env"),
+    ],
+)
+def test_bad_flags_give_one_line_errors(flags, expected, tmp_path, monkeypatch, capsys):
+    from scalerl.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["scalerl", "online", "--out", str(tmp_path / "run"), *flags])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and expected in error and "\n" not in error
+    assert not (tmp_path / "run").exists()

@@ -300,7 +300,7 @@ def evaluate_returns(agents: SACAgent, config: OnlineConfig, envs: list) -> np.n
                     observations[s], reward, terminated, truncated, _ = env.step(actions[s])
                     totals[s] += reward
                     running[s] = not (terminated or truncated)
-    return totals / max(config.eval_episodes, 1)
+    return totals / config.eval_episodes
 
 
 def collect_validation(agents: SACAgent, config: OnlineConfig, envs: list, evaluation: int, key) -> dict:
@@ -428,9 +428,11 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
                 rows = [{**row, **td_row} for row, td_row in zip(rows, td_rows)]
             _append_jsonl(metrics_path, rows)
         if evaluate_now:
-            returns = evaluate_returns(state.agent, config, eval_envs)
-            _append_jsonl(eval_path, [{"step": step, "seed": s, "return": float(r)} for s, r in enumerate(returns)])
-            bar.set_postfix(eval_return=f"{returns.mean():.1f}")
+            if config.eval_episodes:
+                returns = evaluate_returns(state.agent, config, eval_envs)
+                rows = [{"step": step, "seed": s, "return": float(r)} for s, r in enumerate(returns)]
+                _append_jsonl(eval_path, rows)
+                bar.set_postfix(eval_return=f"{returns.mean():.1f}")
             checkpoint = {"state": jax.device_get(state), "envs": envs.record(), "actions": actions}
             save_checkpoint(run_dir, step, checkpoint, keep=2)
     bar.close()

@@ -134,6 +134,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     rows = _read(os.path.join(full.out, "metrics.jsonl"))
     assert {"td/train_loss", "td/validation_loss", "critic/loss"} <= set(rows[-1])
     np.testing.assert_array_equal(_adam_counts(full.out, 60), [50, 50])
+    assert os.path.isfile(os.path.join(full.out, "curves.png"))
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ Run directory layout::
                              td/validation_loss
     OUT/eval.jsonl           one line per (eval step, seed): mean evaluation return
     OUT/checkpoints/step_XXXXXXXX.msgpack   state of all seeds and the environments' replay record
+    OUT/curves.png           evaluation return and TD losses (written at the end)
 """
 
 from __future__ import annotations
@@ -436,4 +437,7 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
             checkpoint = {"state": jax.device_get(state), "envs": envs.record(), "actions": actions}
             save_checkpoint(run_dir, step, checkpoint, keep=2)
     bar.close()
+    from scalerl.online.plots import plot_online_run
+
+    plot_online_run(run_dir)
     return run_dir

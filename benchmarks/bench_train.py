@@ -76,7 +76,7 @@ def main():
 
     dataset = load_dataset(args.data, env_name=args.env)
     print(f"device: {jax.devices()[0].device_kind}, dataset: {dataset.num_transitions:,} transitions")
-    print(f"| agent | config | fused upd/s | naive upd/s | ratio |\n|---|---|---|---|---|")
+    print("| agent | config | fused upd/s | naive upd/s | ratio |\n|---|---|---|---|---|")
     for config_name in args.configs:
         for name in args.agents:
             agent_cls, config_cls = get_agent(name)

@@ -34,7 +34,9 @@ def test_directory_of_shards_concatenates_in_order(tmp_path):
     second = write_shard(tmp_path / "d-00001.npz", seed=1, episodes=2)
     write_shard(tmp_path / "d-00000-val.npz", seed=2, episodes=1)
     arrays = load_arrays(tmp_path)
-    np.testing.assert_array_equal(arrays["observations"], np.concatenate([first["observations"], second["observations"]]))
+    np.testing.assert_array_equal(
+        arrays["observations"], np.concatenate([first["observations"], second["observations"]])
+    )
     dataset = load_dataset(tmp_path)
     assert dataset.size == 25 and dataset.num_transitions == 20
     assert np.asarray(dataset.traj_ends)[6] == 9

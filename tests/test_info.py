@@ -18,8 +18,20 @@ def scalerl(*args):
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("info") / "pm"
     result = scalerl(
-        "generate", "--env", "pointmaze-medium-navigate", "--shards", "3", "--episodes-per-shard", "2",
-        "--episode-length", "50", "--out", str(out), "--workers", "1", "--no-progress",
+        "generate",
+        "--env",
+        "pointmaze-medium-navigate",
+        "--shards",
+        "3",
+        "--episodes-per-shard",
+        "2",
+        "--episode-length",
+        "50",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
     )
     assert result.returncode == 0, result.stderr
     return out

@@ -58,8 +58,13 @@ def test_uniform_future_covers_whole_rest_of_trajectory():
 def test_goal_type_frequencies_match_probabilities():
     dataset, _ = make_dataset(lengths=(400, 300, 300))
     config = GoalSamplerConfig(
-        value_p_curgoal=0.2, value_p_trajgoal=0.5, value_p_randomgoal=0.3, value_geom_sample=False,
-        actor_p_curgoal=0.1, actor_p_trajgoal=0.0, actor_p_randomgoal=0.9,
+        value_p_curgoal=0.2,
+        value_p_trajgoal=0.5,
+        value_p_randomgoal=0.3,
+        value_geom_sample=False,
+        actor_p_curgoal=0.1,
+        actor_p_trajgoal=0.0,
+        actor_p_randomgoal=0.9,
     )
     n = 40000
     idxs, value_goals, actor_goals = map(np.asarray, draw_indices(jax.random.PRNGKey(2), dataset, config, n))
@@ -126,7 +131,9 @@ def test_rewards_and_masks_follow_ogbench_convention():
     np.testing.assert_array_equal(batch["rewards"], at_goal.astype(np.float32))
     np.testing.assert_array_equal(batch["masks"], 1.0 - at_goal.astype(np.float32))
     np.testing.assert_array_equal(batch["next_observations"][:, 0], batch["observations"][:, 0] + 1)
-    negative = sample_batch(jax.random.PRNGKey(4), dataset, config.__class__(**{**config.__dict__, "gc_negative": True}), 512)
+    negative = sample_batch(
+        jax.random.PRNGKey(4), dataset, config.__class__(**{**config.__dict__, "gc_negative": True}), 512
+    )
     np.testing.assert_array_equal(negative["rewards"], batch["rewards"] - 1.0)
 
 

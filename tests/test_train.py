@@ -143,8 +143,22 @@ def tiny_maze(tmp_path_factory):
     """A real generated pointmaze-medium dataset: 4 shards x 2 episodes x 200 steps."""
     out = tmp_path_factory.mktemp("data") / "pm"
     scalerl(
-        "generate", "--env", "pointmaze-medium", "--type", "navigate", "--shards", "4", "--episodes-per-shard",
-        "2", "--episode-length", "200", "--out", str(out), "--workers", "1", "--no-progress",
+        "generate",
+        "--env",
+        "pointmaze-medium",
+        "--type",
+        "navigate",
+        "--shards",
+        "4",
+        "--episodes-per-shard",
+        "2",
+        "--episode-length",
+        "200",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
     )
     return out
 
@@ -153,8 +167,15 @@ def loop_config(data, out, steps, **overrides):
     from scalerl.train import TrainConfig
 
     values = dict(
-        agent="gciql", env="pointmaze-medium-navigate", data=str(data), out=str(out), steps=steps, seeds=2,
-        log_interval=10, save_interval=20, eval_episodes=0,
+        agent="gciql",
+        env="pointmaze-medium-navigate",
+        data=str(data),
+        out=str(out),
+        steps=steps,
+        seeds=2,
+        log_interval=10,
+        save_interval=20,
+        eval_episodes=0,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -182,9 +203,28 @@ def test_kill_and_resume_gives_identical_metrics(tiny_maze, tmp_path):
 
 def train_args(data, out, steps, extra=()):
     return [
-        "train", "--agent", "gciql", "--env", "pointmaze-medium-navigate", "--data", str(data), "--out", str(out),
-        "--steps", str(steps), "--seeds", "2", "--log-interval", "10", "--save-interval", "20",
-        "--eval-episodes", "0", "--no-progress", *TINY, *extra,
+        "train",
+        "--agent",
+        "gciql",
+        "--env",
+        "pointmaze-medium-navigate",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--seeds",
+        "2",
+        "--log-interval",
+        "10",
+        "--save-interval",
+        "20",
+        "--eval-episodes",
+        "0",
+        "--no-progress",
+        *TINY,
+        *extra,
     ]
 
 
@@ -209,9 +249,31 @@ def test_resume_refuses_a_different_config_and_out_is_never_overwritten(tiny_maz
 def test_tiny_end_to_end_generate_train_evaluate(tiny_maze, tmp_path):
     out = tmp_path / "sharsa"
     result = scalerl(
-        "train", "--agent", "sharsa", "--env", "pointmaze-medium-navigate-oraclerep", "--data", str(tiny_maze),
-        "--out", str(out), "--steps", "20", "--seeds", "2", "--log-interval", "10", "--save-interval", "20",
-        "--eval-episodes", "1", "--no-progress", *TINY, "--agent.num-samples", "4", "--agent.subgoal-steps", "5",
+        "train",
+        "--agent",
+        "sharsa",
+        "--env",
+        "pointmaze-medium-navigate-oraclerep",
+        "--data",
+        str(tiny_maze),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--seeds",
+        "2",
+        "--log-interval",
+        "10",
+        "--save-interval",
+        "20",
+        "--eval-episodes",
+        "1",
+        "--no-progress",
+        *TINY,
+        "--agent.num-samples",
+        "4",
+        "--agent.subgoal-steps",
+        "5",
     )
     assert "success at step 20" in result.stdout
     rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
@@ -232,8 +294,9 @@ def test_missing_logging_package_is_a_one_line_error_before_anything_is_written(
 
     if importlib.util.find_spec("tensorboardX") is not None:
         pytest.skip("tensorboardX is installed")
-    config = TrainConfig(agent="fbc", env="pointmaze-medium", data=str(tmp_path), out=str(tmp_path / "run"),
-                         tensorboard=True)
+    config = TrainConfig(
+        agent="fbc", env="pointmaze-medium", data=str(tmp_path), out=str(tmp_path / "run"), tensorboard=True
+    )
     with pytest.raises(ScalerlError, match="--tensorboard: needs the tensorboardX package"):
         train(config, tiny_config("fbc"), progress=False)
     assert not (tmp_path / "run").exists()

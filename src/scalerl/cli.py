@@ -16,8 +16,8 @@ from scalerl.envs import ScalerlError
 from scalerl.generate.command import generate
 from scalerl.info import info
 from scalerl.online.command import online
-from scalerl.scaling.commands import fit, report, sweep
 from scalerl.presets import list_presets
+from scalerl.scaling.commands import fit, report, sweep
 from scalerl.train_command import agent_help, evaluate_run, list_agents, train
 
 

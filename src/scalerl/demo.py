@@ -89,9 +89,17 @@ def run_demo(demo: DemoConfig, out: str, progress: bool = True) -> str:
         log_interval = min(demo.log_interval, demo.steps)
         quarter = max(log_interval, demo.steps // 4 // log_interval * log_interval)
         config = TrainConfig(
-            agent=name, env=env_name, data=data_dir, out=run_dir, steps=demo.steps, seeds=demo.seeds,
-            seed=demo.seed, log_interval=log_interval, eval_interval=quarter,
-            eval_episodes=demo.eval_episodes, save_interval=quarter,
+            agent=name,
+            env=env_name,
+            data=data_dir,
+            out=run_dir,
+            steps=demo.steps,
+            seeds=demo.seeds,
+            seed=demo.seed,
+            log_interval=log_interval,
+            eval_interval=quarter,
+            eval_episodes=demo.eval_episodes,
+            save_interval=quarter,
         )
         resume = os.path.isfile(os.path.join(run_dir, "config.json"))
         started = time.time()
@@ -135,7 +143,9 @@ def write_report(demo: DemoConfig, out: str, timings: dict[str, float]) -> str:
     ax_eval.set_ylim(-0.02, 1.02)
     ax_eval.legend(fontsize=7)
     names = [r[0] for r in rows]
-    ax_bar.bar(names, [r[1] for r in rows], yerr=[r[2] for r in rows], capsize=4, color=["C0", "C1", "C2", "C3"][: len(rows)])
+    ax_bar.bar(
+        names, [r[1] for r in rows], yerr=[r[2] for r in rows], capsize=4, color=["C0", "C1", "C2", "C3"][: len(rows)]
+    )
     ax_bar.set_ylim(0, 1)
     ax_bar.set_title(f"final success, {demo.task}-{demo.dataset_type}")
     fig.tight_layout()
@@ -154,7 +164,9 @@ def write_report(demo: DemoConfig, out: str, timings: dict[str, float]) -> str:
         f"2x{demo.hidden} MLPs, {demo.seeds} seeds; evaluation: OGBench's 5 tasks x {demo.eval_episodes} episodes "
         "per seed.",
         "",
-        "| agent | success (mean +- std over seeds) | " + " | ".join(t.split("/")[-1] for t in task_names) + " | wall time |",
+        "| agent | success (mean +- std over seeds) | "
+        + " | ".join(t.split("/")[-1] for t in task_names)
+        + " | wall time |",
         "|---|---|" + "---|" * len(task_names) + "---|",
     ]
     for name, mean, std, per_task, seconds in rows:
@@ -196,8 +208,13 @@ def demo(
     if hidden <= 0:
         raise ScalerlError(f"--hidden: expected a positive integer, got {hidden}")
     config = DemoConfig(
-        task=parsed.task.name, dataset_type=parsed.dataset_type or parsed.task.types[0], steps=steps, seeds=seeds,
-        transitions=transitions, eval_episodes=eval_episodes, hidden=hidden,
+        task=parsed.task.name,
+        dataset_type=parsed.dataset_type or parsed.task.types[0],
+        steps=steps,
+        seeds=seeds,
+        transitions=transitions,
+        eval_episodes=eval_episodes,
+        hidden=hidden,
     )
     report = run_demo(config, str(out), progress=progress)
     typer.echo(f"report: {os.path.abspath(report)} (plot: {os.path.join(os.path.abspath(out), 'report.png')})")

@@ -94,7 +94,9 @@ def parse_env_name(name: str) -> EnvName:
         raise ScalerlError(f"--env: unknown task '{name}'; expected one of {known} (optionally -TYPE, -oraclerep)")
     task = TASKS[task_name]
     if dataset_type is not None and dataset_type not in task.types:
-        raise ScalerlError(f"--env: dataset type '{dataset_type}' is not available for {task_name}; expected {task.types}")
+        raise ScalerlError(
+            f"--env: dataset type '{dataset_type}' is not available for {task_name}; expected {task.types}"
+        )
     return EnvName(task=task, dataset_type=dataset_type, oraclerep=oraclerep)
 
 
@@ -111,7 +113,6 @@ def make_env(name: str, **kwargs):
         ``reset(options=dict(task_id=...))`` expects) and ``task_name``.
     """
     import gymnasium
-
     import ogbench  # noqa: F401  (registers the environments)
 
     parsed = parse_env_name(name)

@@ -83,7 +83,9 @@ def summarize(path: str, verify: bool = True) -> dict:
         )
         summary["manifest_transitions"] = recorded
         if recorded_present != summary["transitions"]:
-            summary["manifest"] = f"transitions mismatch: files hold {summary['transitions']}, manifest {recorded_present}"
+            summary["manifest"] = (
+                f"transitions mismatch: files hold {summary['transitions']}, manifest {recorded_present}"
+            )
     return summary
 
 

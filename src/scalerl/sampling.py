@@ -187,9 +187,7 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
         low_idxs = jnp.minimum(idxs + config.subgoal_steps, ends)
         goal_ahead = (dataset.traj_ends[actor_goal_idxs] == ends) & (actor_goal_idxs >= idxs)
         actor_sub_idxs = jnp.minimum(idxs + config.subgoal_steps, jnp.where(goal_ahead, actor_goal_idxs, ends))
-        chunk = nstep_chunk(
-            dataset, idxs, value_goal_idxs, config.subgoal_steps, config.discount, config.gc_negative
-        )
+        chunk = nstep_chunk(dataset, idxs, value_goal_idxs, config.subgoal_steps, config.discount, config.gc_negative)
         batch.update(
             low_goals=goal_source[low_idxs],
             actor_subgoals=goal_source[actor_sub_idxs],
@@ -205,7 +203,12 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
         batch.update(chunk, nstep_next_observations=dataset.observations[next_idxs])
     if config.low_discount > 0:
         low_goal_idxs = sample_goal_indices(
-            jax.random.fold_in(key, 1), dataset, idxs, config.value_p_curgoal, config.value_p_trajgoal, True,
+            jax.random.fold_in(key, 1),
+            dataset,
+            idxs,
+            config.value_p_curgoal,
+            config.value_p_trajgoal,
+            True,
             config.low_discount,
         )
         low_successes = (idxs == low_goal_idxs).astype(jnp.float32)
@@ -225,11 +228,21 @@ def draw_indices(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
     idx_key, value_key, actor_key = jax.random.split(key, 3)
     idxs = sample_indices(idx_key, dataset, batch_size)
     value_goal_idxs = sample_goal_indices(
-        value_key, dataset, idxs, config.value_p_curgoal, config.value_p_trajgoal, config.value_geom_sample,
+        value_key,
+        dataset,
+        idxs,
+        config.value_p_curgoal,
+        config.value_p_trajgoal,
+        config.value_geom_sample,
         config.discount,
     )
     actor_goal_idxs = sample_goal_indices(
-        actor_key, dataset, idxs, config.actor_p_curgoal, config.actor_p_trajgoal, config.actor_geom_sample,
+        actor_key,
+        dataset,
+        idxs,
+        config.actor_p_curgoal,
+        config.actor_p_trajgoal,
+        config.actor_geom_sample,
         config.discount,
     )
     return idxs, value_goal_idxs, actor_goal_idxs

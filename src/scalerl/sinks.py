@@ -42,8 +42,9 @@ class MetricSinks:
         for kind, writer in self._writers:
             for row in rows:
                 values = {
-                    f"seed{row['seed']}/{k}": v for k, v in row.items() if k not in ("step", "seed")
-                    and isinstance(v, (int, float))
+                    f"seed{row['seed']}/{k}": v
+                    for k, v in row.items()
+                    if k not in ("step", "seed") and isinstance(v, (int, float))
                 }
                 if kind == "tensorboard":
                     for tag, value in values.items():

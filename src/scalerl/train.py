@@ -70,7 +70,9 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "seeds", "log_interval", "save_interval", "keep_checkpoints"):
             if getattr(self, name) <= 0:
-                raise ScalerlError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
+                raise ScalerlError(
+                    f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}"
+                )
         if self.eval_interval < 0 or self.eval_episodes < 0:
             raise ScalerlError("--eval-interval and --eval-episodes: expected non-negative integers")
         for name in ("eval_interval", "save_interval"):
@@ -104,7 +106,9 @@ def _updates(agent, dataset: Dataset, data_key, start_step, sampler: GoalSampler
 
 
 @partial(jax.jit, static_argnames=("sampler", "batch_size", "count"), donate_argnums=(0,))
-def train_chunk(agents, dataset: Dataset, data_keys, start_step, sampler: GoalSamplerConfig, batch_size: int, count: int):
+def train_chunk(
+    agents, dataset: Dataset, data_keys, start_step, sampler: GoalSamplerConfig, batch_size: int, count: int
+):
     """``count`` fused updates for every seed: ``vmap`` over seeds of a ``lax.scan`` over updates.
 
     Args:
@@ -242,8 +246,14 @@ def run_evaluation(
     num_seeds = jax.tree.leaves(agents)[0].shape[0]
     # The same evaluation episodes (start states and goals) at every step, so curves compare like with like.
     result = evaluate(
-        make_policy_fn(agents, opex), env_name, num_episodes=episodes, seed=seed, num_seeds=num_seeds,
-        progress=progress, video=video_dir is not None, video_dir=video_dir,
+        make_policy_fn(agents, opex),
+        env_name,
+        num_episodes=episodes,
+        seed=seed,
+        num_seeds=num_seeds,
+        progress=progress,
+        video=video_dir is not None,
+        video_dir=video_dir,
     )
     rows = []
     for s, per_seed in enumerate(result.per_seed):
@@ -270,7 +280,7 @@ def train(
     from tqdm import tqdm
 
     from scalerl.agents import get_agent, sampler_config
-    from scalerl.data import load_dataset, list_shards
+    from scalerl.data import list_shards, load_dataset
 
     agent_cls, config_cls = get_agent(config.agent)
     if not isinstance(agent_config, config_cls):
@@ -296,7 +306,9 @@ def train(
             )
             raise ScalerlError(f"--resume: {config_path} differs from this command in {', '.join(changed)}")
     elif os.path.isfile(config_path):
-        raise ScalerlError(f"--out: {run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        raise ScalerlError(
+            f"--out: {run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
     os.makedirs(run_dir, exist_ok=True)
     if not resume:
         atomic_write_json(config_path, saved_json)
@@ -329,7 +341,9 @@ def train(
 
     sinks = MetricSinks(run_dir, config.tensorboard, config.wandb_project, saved_json)
     batch_size = agent_config.batch_size
-    bar = tqdm(total=config.steps, initial=start, unit="upd", desc=f"{config.agent} x{config.seeds}", disable=not progress)
+    bar = tqdm(
+        total=config.steps, initial=start, unit="upd", desc=f"{config.agent} x{config.seeds}", disable=not progress
+    )
     step = start
     while step < config.steps:
         count = min(config.log_interval, config.steps - step)
@@ -337,7 +351,7 @@ def train(
         step += count
         rows = _to_floats(info, "train/")
         if val_dataset is not None:
-            step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(val_keys)
+            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(val_keys, step)
             val_rows = _to_floats(validation_info(agents, val_dataset, step_keys, sampler, batch_size), "val/")
             rows = [{**row, **val_row} for row, val_row in zip(rows, val_rows)]
         rows = [{"step": step, "seed": s, **row} for s, row in enumerate(rows)]

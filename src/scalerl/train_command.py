@@ -59,9 +59,20 @@ def train(
         overrides = {**preset_values(preset, agent, config_cls), **overrides}
     agent_config = build_config(config_cls, overrides)
     config = TrainConfig(
-        agent=agent, env=env, data=str(data), out=str(out), steps=steps, seeds=seeds, seed=seed,
-        log_interval=log_interval, eval_interval=eval_interval, eval_episodes=eval_episodes,
-        save_interval=save_interval, validate=validate, tensorboard=tensorboard, wandb_project=wandb_project,
+        agent=agent,
+        env=env,
+        data=str(data),
+        out=str(out),
+        steps=steps,
+        seeds=seeds,
+        seed=seed,
+        log_interval=log_interval,
+        eval_interval=eval_interval,
+        eval_episodes=eval_episodes,
+        save_interval=save_interval,
+        validate=validate,
+        tensorboard=tensorboard,
+        wandb_project=wandb_project,
     )
     opex = from_flags(opex_steps, opex_lr)
     run_dir = run_train(config, agent_config, resume=resume, progress=progress, opex=opex)
@@ -91,8 +102,14 @@ def evaluate_run(
     from scalerl.data import load_dataset
     from scalerl.opex import check_opex_supported, from_flags
     from scalerl.overrides import build_config
-    from scalerl.train import atomic_write_json, create_agents, list_checkpoints, restore_checkpoint, run_evaluation
-    from scalerl.train import seed_keys
+    from scalerl.train import (
+        atomic_write_json,
+        create_agents,
+        list_checkpoints,
+        restore_checkpoint,
+        run_evaluation,
+        seed_keys,
+    )
 
     config_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(config_path):

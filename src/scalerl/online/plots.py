@@ -22,8 +22,9 @@ def plot_online_run(run_dir: str, path: str | None = None) -> str:
             td_ax.plot(steps, mean, marker=".", label=label)
             td_ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
     td_ax.set_title("critic TD loss", fontsize=9)
-    td_ax.set_yscale("log")
-    td_ax.legend(fontsize=7)
+    if td_ax.lines:
+        td_ax.set_yscale("log")
+        td_ax.legend(fontsize=7)
     for ax in (return_ax, td_ax):
         ax.set_xlabel("environment steps")
     fig.tight_layout()

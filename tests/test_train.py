@@ -300,3 +300,13 @@ def test_missing_logging_package_is_a_one_line_error_before_anything_is_written(
     with pytest.raises(ScalerlError, match="--tensorboard: needs the tensorboardX package"):
         train(config, tiny_config("fbc"), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.integration
+def test_dataset_of_another_environment_leaves_no_run_directory(tiny_maze, tmp_path):
+    from scalerl.train import train
+
+    config = loop_config(tiny_maze, tmp_path / "run", 10, env="puzzle-3x3-play")
+    with pytest.raises(ScalerlError, match="observations have dimension 2 but puzzle-3x3-play expects 55"):
+        train(config, tiny_config("gciql"), progress=False)
+    assert not (tmp_path / "run").exists()

@@ -309,22 +309,23 @@ def train(
         raise ScalerlError(
             f"--out: {run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
-    os.makedirs(run_dir, exist_ok=True)
-    if not resume:
-        atomic_write_json(config_path, saved_json)
-
+    # Everything that can fail on bad input (data, agent config) happens before the run directory is written.
     sampler = sampler_config(agent_config)
     dataset = load_dataset(config.data, env_name=config.env)
     val_dataset = None
     if config.validate:
         try:
             list_shards(config.data, "val")
-            val_dataset = load_dataset(config.data, env_name=config.env, split="val", check_obs_dim=False)
         except ScalerlError:
-            val_dataset = None
+            pass  # no -val data: training losses only
+        else:
+            val_dataset = load_dataset(config.data, env_name=config.env, split="val", check_obs_dim=False)
     keys = seed_keys(config.seed, config.seeds)
     init_keys, data_keys, val_keys = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys) for i in range(3))
     agents = create_agents(agent_cls, agent_config, dataset, sampler, init_keys)
+    os.makedirs(run_dir, exist_ok=True)
+    if not resume:
+        atomic_write_json(config_path, saved_json)
 
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     eval_path = os.path.join(run_dir, "eval.jsonl")

@@ -227,3 +227,21 @@ def test_iqe_gradients_are_finite_and_flow_to_both_sides():
     grad_x, grad_y = jax.grad(lambda a, b: iqe_components(a, b, 4).sum(), argnums=(0, 1))(x, y)
     assert np.isfinite(grad_x).all() and np.isfinite(grad_y).all()
     assert np.abs(grad_x).sum() > 0 and np.abs(grad_y).sum() > 0
+
+
+def union_length(starts, ends):
+    """Reference: the length of a union of intervals by merging them in sorted order (plain Python)."""
+    total, reach = 0.0, -np.inf
+    for start, end in sorted(zip(starts, ends)):
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
+
+
+def test_iqe_components_match_a_merge_of_sorted_intervals_with_ties():
+    rng = np.random.default_rng(0)
+    x, y = np.round(rng.normal(size=(2, 50, 12)) * 2) / 2  # half-integers: many shared endpoints and empty intervals
+    expected = [
+        [union_length(xs[k : k + 4], np.maximum(xs, ys)[k : k + 4]) for k in range(0, 12, 4)] for xs, ys in zip(x, y)
+    ]
+    np.testing.assert_allclose(iqe_components(jnp.asarray(x), jnp.asarray(y), 4), expected, atol=1e-5)

@@ -50,6 +50,8 @@ PROBE_SETTINGS = {
     "actor_geom_sample": False,
     "subgoal_steps": 2,
     "num_samples": 8,
+    # Representation size of CRL and QRL: as small as the hidden layers (their defaults, 512-1024, cost minutes here).
+    "latent_dim": 64,
     # SAC-style agents: start the entropy temperature low, so their tanh policy reaches the data action (and V = Q at
     # its mode reaches the optimal value) within STEPS; from the default 1.0 it anneals over thousands of updates.
     "entropy_coef": 0.01,

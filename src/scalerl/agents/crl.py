@@ -44,7 +44,9 @@ class CRLConfig:
     latent_dim: int = 1024
     """Size of the representations phi and psi."""
     layer_norm: bool = True
-    """Layer norm after each hidden activation (critic and actor)."""
+    """Layer norm after each hidden activation of phi and psi."""
+    actor_layer_norm: bool = True
+    """Layer norm in the actor too (Park et al. 2025; OGBench's actor has none)."""
     contrastive_loss: str = "binary"
     """Critic loss: ``binary`` (NCE with sigmoid cross-entropy, OGBench) or ``symmetric`` (symmetric InfoNCE)."""
     actor_loss: str = "ddpgbc"
@@ -88,7 +90,7 @@ def build_networks(config: CRLConfig, action_dim: int) -> dict:
     networks = {
         "critic": BilinearValue(config.hidden_dims, config.latent_dim, config.layer_norm, num_ensembles=2),
         "actor": GaussianActor(
-            config.hidden_dims, action_dim, layer_norm=config.layer_norm, const_std=config.const_std
+            config.hidden_dims, action_dim, layer_norm=config.actor_layer_norm, const_std=config.const_std
         ),
     }
     if config.actor_loss == "awr":

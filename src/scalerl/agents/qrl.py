@@ -11,7 +11,8 @@ every one-step cost, so QRL maximises distances between random pairs subject to 
     constraint: C         = E_{(s, s')}[ relu(d(s, s') - 1)^2 ]  (+ E[ 1(s reaches g) d(s, g)^2 ] for oracle goals)
     dual:       L(lambda) = lambda * (eps - stopgrad(C)),    lambda = exp(log_lambda)
     dynamics:   z^' = z + f(z, a),   L(f, phi) = E[ d(phi(s'), z^') + d(z^', phi(s')) ] / 2
-    actor (DDPG+BC): L(pi) = -E[ Q ] / stopgrad(E|Q|) - alpha E[ log pi(a | s, g_a) ],  Q = -d(z + f(z, mu(s, g_a)), g_a)
+    actor (DDPG+BC): L(pi) = -E[ Q ] / stopgrad(E|Q|) - alpha E[ log pi(a | s, g_a) ],
+                     Q = -d(z + f(z, mu(s, g_a)), g_a)
     actor (AWR):     L(pi) = -E[ min(exp(alpha (d(s, g_a) - d(s', g_a))), 100) log pi(a | s, g_a) ]
 
 The softplus shaping (a linear reward for growing distances that saturates beyond ~500 steps) and ``eps = 0.05``
@@ -98,7 +99,7 @@ class QRLConfig:
 
 
 def build_networks(config: QRLConfig, action_dim: int) -> dict:
-    """``encoder`` phi(s), ``goal_encoder`` psi(g) (oracle goals), ``iqe``, ``dynamics`` f(z, a) (DDPG+BC), ``actor``."""
+    """``encoder`` phi(s), ``goal_encoder`` psi(g) (oracle goals), ``iqe``, ``dynamics`` f(z, a) (DDPG+BC), actor."""
     latent_mlp = MLP((*config.hidden_dims, config.latent_dim), layer_norm=config.layer_norm)
     networks = {
         "encoder": latent_mlp,

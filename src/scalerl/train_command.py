@@ -23,7 +23,13 @@ def agent_help() -> str:
 
 def train(
     ctx: typer.Context,
-    agent: str = typer.Option(..., help="Agent registry name: fbc, gciql, sharsa (see `scalerl agents`)."),
+    agent: str = typer.Option(
+        ...,
+        help=(
+            "Agent registry name: fbc, gcbc, gciql, gcivl, crl, sacbc, fql, qrl, nsacbc, hfbc, hiql, sharsa, "
+            "dsharsa (`scalerl agents` lists their fields)."
+        ),
+    ),
     env: str = typer.Option(..., help="Environment / dataset name, e.g. puzzle-3x3-play-oraclerep."),
     data: Path = typer.Option(..., help="Dataset directory (from `scalerl generate`) or an OGBench .npz file."),
     out: Path = typer.Option(..., help="Run directory (config, metrics.jsonl, eval.jsonl, checkpoints, curves.png)."),

@@ -174,3 +174,28 @@ def test_a_sweep_with_failures_exits_1_and_names_them(app, tmp_path):
     result = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "s"), "--no-progress"])
     assert result.exit_code == 1
     assert "1/2 trials done" in result.output and "failed: x=4 after 1 attempts: exit code 4" in result.output
+
+
+EXAMPLE_SWEEP = os.path.join(os.path.dirname(__file__), "..", "docs", "examples", "utd_sweep", "sweep")
+
+
+def test_fit_and_report_of_the_committed_online_utd_sweep(app, tmp_path):
+    """The real sweep of docs/examples/utd_sweep (scalerl online, InvertedPendulum-v5, sigma x B x eta, 2 seeds):
+    its run directories load with their environment, and fit and report run through every online section."""
+    from scalerl.scaling.results import load_run_dirs
+
+    table = load_run_dirs([EXAMPLE_SWEEP]).table
+    assert set(table["env"]) == {"InvertedPendulum-v5"}
+    assert sorted(table["utd"].unique()) == [1, 2, 4] and sorted(table["batch_size"].unique()) == [64, 256]
+    assert len(table.groupby(["utd", "batch_size", "lr"])) == 12 and sorted(table["seed"].unique()) == [0, 1]
+    options = ["--thresholds", "200,400,600,800,1000", "--interpolate", "--n-params", "34818", "--delta", "4e9"]
+    fits_path = tmp_path / "fits.json"
+    result = CliRunner().invoke(app, ["fit", "--source", EXAMPLE_SWEEP, *options, "--json", str(fits_path)])
+    assert result.exit_code == 0, result.output
+    online = json.loads(fits_path.read_text())["online"]
+    assert online["envs"] == ["InvertedPendulum-v5"]
+    # lr = 1e-3 reaches J = 1000 first at every sigma in this sweep, so eta*(sigma) is flat.
+    assert abs(online["hyperparams"]["lr"]["shared"]["slope"]["value"]) < 1e-9
+    result = CliRunner().invoke(app, ["report", "--source", EXAMPLE_SWEEP, *options, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert {"hyperparams.png", "data_efficiency.png", "pareto.png", "budget.png"} <= set(os.listdir(tmp_path / "r"))

@@ -194,3 +194,20 @@ def test_a_truncated_last_line_is_ignored(tmp_path):
     with open(tmp_path / "run" / "eval.jsonl", "a") as f:
         f.write('{"step": 3000, "se')
     assert load_run_dirs([tmp_path / "run"]).table["step"].max() == 2000
+
+
+def test_online_run_config_gives_env_and_critic_size(tmp_path):
+    """``scalerl online`` writes ``online`` / ``agent`` / ``model`` sections; env and N come from them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {
+        "online": {"env": "Hopper-v5", "utd": 2.0, "seed": 3, "steps": 1000},
+        "agent": {"lr": 3e-4, "batch_size": 256, "critic_width": 256},
+        "model": {"critic_params": 140802, "actor_params": 70000},
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "eval.jsonl").write_text('{"step": 1000, "seed": 0, "return": 5.0}\n')
+    row = load_run_dirs([run]).table.iloc[0]
+    assert (row["env"], row["utd"], row["batch_size"], row["n_params"], row["base_seed"]) == (
+        "Hopper-v5", 2.0, 256, 140802, 3
+    )

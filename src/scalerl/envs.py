@@ -16,8 +16,21 @@ import dataclasses
 import os
 import warnings
 
-# Headless MuJoCo: rendering (videos only) goes through EGL / OSMesa, never a display.
-os.environ.setdefault("MUJOCO_GL", "egl")
+
+def _default_mujoco_gl() -> None:
+    """Headless MuJoCo: render (videos only) through EGL, never a display - where EGL exists.
+
+    ``MUJOCO_GL=egl`` on a machine without ``libEGL`` makes ``import mujoco`` itself fail (PyOpenGL finds no EGL
+    platform), so there the variable is left alone and only video rendering is unavailable. A value the user set
+    always wins.
+    """
+    import ctypes.util
+
+    if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("EGL"):
+        os.environ["MUJOCO_GL"] = "egl"
+
+
+_default_mujoco_gl()
 
 DATASET_TYPES = ("play", "noisy", "navigate", "stitch", "explore")
 

@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import warnings
 from collections import deque
 
 import numpy as np
 
-from scalerl.envs import TASKS, ScalerlError, TaskSpec
-
-os.environ.setdefault("MUJOCO_GL", "egl")
+from scalerl.envs import TASKS, ScalerlError, TaskSpec  # importing scalerl.envs sets MUJOCO_GL where EGL exists
 
 # Manipulation noise scale per action dimension (x, y, z, yaw, gripper) for the Markov oracle, as in OGBench.
 MARKOV_NOISE_SCALE = np.array([1.0, 1.0, 1.0, 3.0, 10.0])

@@ -45,4 +45,17 @@ def online(
         lr=lr, batch_size=batch_size, critic_type=critic, critic_width=critic_width, critic_depth=critic_depth,
         discount=discount, tau=tau,
     )  # fmt: skip
-    run_online(config, agent_config, resume=resume, progress=progress)
+    run_dir = run_online(config, agent_config, resume=resume, progress=progress)
+    typer.echo(_summary(run_dir))
+
+
+def _summary(run_dir: str) -> str:
+    """One line: the last evaluation's mean return over seeds and where the run's files are."""
+    import json
+    import os
+
+    eval_path = os.path.join(run_dir, "eval.jsonl")
+    rows = [json.loads(line) for line in open(eval_path)] if os.path.isfile(eval_path) else []
+    last = [row["return"] for row in rows if rows and row["step"] == rows[-1]["step"]]
+    result = f"eval return {sum(last) / len(last):.1f} at step {rows[-1]['step']}; " if last else ""
+    return f"done: {result}run directory {run_dir} (config.json, eval.jsonl, metrics.jsonl, curves.png, checkpoints/)"

@@ -354,6 +354,15 @@ def _rows(step: int, seeds: int, values: dict) -> list[dict]:
     return [{"step": step, "seed": s, **{k: float(v[s]) for k, v in host.items()}} for s in range(seeds)]
 
 
+def parameter_counts(agent_config: SACConfig, observation_dim: int, action_dim: int) -> dict:
+    """Parameter counts of one seed's networks: ``critic_params`` (the whole critic ensemble, N of the model-size
+    scaling laws) and ``actor_params``; computed from shapes only (nothing is initialised)."""
+    shapes = jax.eval_shape(lambda key: SACAgent.create(key, observation_dim, action_dim, agent_config).params,
+                            jax.random.PRNGKey(0))
+    count = lambda tree: int(sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree)))  # noqa: E731
+    return {"critic_params": count(shapes["critic"]), "actor_params": count(shapes["actor"])}
+
+
 def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = False, progress: bool = True) -> str:
     """Train ``config.seeds`` SAC agents online for ``config.steps`` environment steps; returns the run directory."""
     from tqdm import tqdm
@@ -363,12 +372,14 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
     config_path = os.path.join(run_dir, "config.json")
     saved = json.loads(json.dumps({"online": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}))
     comparable = {"online": {k: v for k, v in saved["online"].items() if k != "steps"}, "agent": saved["agent"]}
+    saved["model"] = parameter_counts(agent_config, envs.observation_dim, envs.action_dim)
     if resume:
         if not os.path.isfile(config_path):
             raise ScalerlError(f"--resume: {config_path} not found; nothing to resume")
         with open(config_path) as f:
             previous = json.load(f)
         previous["online"].pop("steps", None)
+        previous.pop("model", None)  # derived from the rest
         if previous != comparable:
             raise ScalerlError(f"--resume: {config_path} differs from this command (only --steps may change)")
     elif os.path.isfile(config_path):

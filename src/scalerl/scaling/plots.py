@@ -95,6 +95,14 @@ def plot_learning_curves(
     return _save(figure, path)
 
 
+def _yerr(values, lows, highs) -> list[np.ndarray]:
+    """Error-bar lengths below and above ``values`` for the interval ``[lows, highs]``, clipped at 0: a bootstrap
+    percentile interval need not contain the point estimate (e.g. a mean of grid choices), and matplotlib rejects
+    negative lengths. The JSON of ``scalerl fit`` keeps the unclipped numbers."""
+    values, lows, highs = (np.asarray(a, dtype=float) for a in (values, lows, highs))
+    return [np.clip(values - lows, 0, None), np.clip(highs - values, 0, None)]
+
+
 def plot_hyperparams(online: dict, path: str) -> str | None:
     """B* and eta* versus sigma per environment: bootstrap points with intervals, shared and per-env fits."""
     hyper = online.get("hyperparams", {})
@@ -115,7 +123,7 @@ def plot_hyperparams(online: dict, path: str) -> str | None:
             axis.errorbar(
                 utds,
                 values,
-                yerr=[values - lows, highs - values],
+                yerr=_yerr(values, lows, highs),
                 fmt="o",
                 color="k",
                 ms=4,
@@ -236,7 +244,7 @@ def plot_budget(online: dict, path: str) -> str | None:
             axis.errorbar(
                 budgets[mask],
                 utds[mask],
-                yerr=[utds[mask] - intervals[mask, 0], intervals[mask, 1] - utds[mask]],
+                yerr=_yerr(utds[mask], intervals[mask, 0], intervals[mask, 1]),
                 fmt=marker,
                 color="k",
                 capsize=2,
@@ -270,7 +278,7 @@ def plot_offline(offline: list[dict], metric: str, path: str) -> str | None:
             mean = np.array([np.nan if v is None else v for v in fit["points"]["mean"]], dtype=float)
             ci = np.array([[np.nan if v is None else v for v in c] for c in fit["points"]["ci"]], dtype=float)
             axis.errorbar(
-                x, mean, yerr=[mean - ci[:, 0], ci[:, 1] - mean], fmt="o", color=colour, capsize=2, label=fit["label"]
+                x, mean, yerr=_yerr(mean, ci[:, 0], ci[:, 1]), fmt="o", color=colour, capsize=2, label=fit["label"]
             )
             if "b" in fit:
                 grid = np.geomspace(x.min(), x.max() * 4, 60)

@@ -58,7 +58,8 @@ def write_report(
     options = fits.get("options", {})
     lines = ["# Scaling-law report", ""]
     if fits.get("sources"):
-        lines += [f"Sources: {', '.join(f'`{s}`' for s in fits['sources'])}.", ""]
+        shown = [os.path.relpath(s, os.path.abspath(out_dir)) for s in fits["sources"]]  # relative: the report moves
+        lines += [f"Sources (relative to this report): {', '.join(f'`{s}`' for s in shown)}.", ""]
     lines += [
         (
             f"Metric: `{metric}`. Every number is `point [low, high]`: the fit and the "

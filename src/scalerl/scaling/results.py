@@ -100,15 +100,16 @@ def find_run_dirs(path: str | os.PathLike) -> list[str]:
 
 
 def _flatten_config(run_dir: str) -> dict:
-    """Configuration of a run: ``config.json`` (train + agent fields) under the sweep's ``trial.json`` params."""
+    """Configuration of a run: ``config.json`` (train or online, agent and model fields) under the sweep's
+    ``trial.json`` params."""
     config: dict = {}
     config_path = os.path.join(run_dir, "config.json")
     if os.path.isfile(config_path):
         saved = _read_json(config_path)
-        for part in ("train", "agent"):
+        for part in ("train", "online", "agent", "model"):  # offline runs write train, online runs write online
             for key, value in (saved.get(part) or {}).items():
                 config[canonical_name(key)] = value
-        config["base_seed"] = (saved.get("train") or {}).get("seed", 0)
+        config["base_seed"] = (saved.get("train") or saved.get("online") or {}).get("seed", 0)
         config.pop("seed", None)
         size = _dataset_size(str(config.get("data", "")))
         if size is not None:

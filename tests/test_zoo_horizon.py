@@ -218,6 +218,34 @@ def test_opex_climbs_a_toy_critic_state_by_state():
     np.testing.assert_array_equal(unchanged, actions)
 
 
+def test_sharsa_q_agg_combines_the_critic_heads():
+    """``q_agg = mean`` (the humanoidmaze-giant preset) averages the two heads; ``min`` (default) takes the lower."""
+    agent, batch = tiny_agent("sharsa", q_agg="mean")
+    heads = jax.nn.sigmoid(
+        agent.networks["critic"].apply(
+            agent.params["critic"], batch["observations"], batch["value_goals"], batch["low_goals"]
+        )
+    )
+    mean = agent.q_value(batch["observations"], batch["low_goals"], batch["value_goals"])
+    np.testing.assert_allclose(mean, heads.mean(axis=0), rtol=1e-5)
+    low = agent.replace(config=dataclasses.replace(agent.config, q_agg="min"))
+    np.testing.assert_allclose(
+        low.q_value(batch["observations"], batch["low_goals"], batch["value_goals"]), heads.min(axis=0)
+    )
+    with pytest.raises(ValueError, match="q_agg"):
+        dataclasses.replace(agent.config, q_agg="max")
+
+
+def test_opex_step_lengths_normalised_and_raw():
+    """Normalised: each step moves the action by exactly lr; raw: by lr * grad_a Q (the paper's plain form)."""
+    observations, actions = jnp.zeros((2, 1)), jnp.zeros((2, 2))
+    goals = jnp.array([[0.3, 0.4], [0.03, 0.04]])  # grad_a Q at a = 0 is 2 g: lengths 1.0 and 0.1
+    unit = improve_actions(toy_q, observations, actions, goals, OpexConfig(steps=1, lr=0.05))
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=-1), [0.05, 0.05], rtol=1e-5)
+    raw = improve_actions(toy_q, observations, actions, goals, OpexConfig(steps=1, lr=0.05, normalize=False))
+    np.testing.assert_allclose(raw, 0.05 * 2 * goals, rtol=1e-5)
+
+
 def test_opex_raises_the_agents_q_and_leaves_its_weights_untouched():
     from scalerl.train import make_policy_fn
 
@@ -267,6 +295,9 @@ def test_paper_settings_in_the_presets():
         "actor_p_trajgoal": 1.0, "actor_p_randomgoal": 0.0, "actor_geom_sample": False,
     }  # fmt: skip
     assert PRESETS[("cube-octuple", "gciql")]["alpha"] == 10.0
+    assert PRESETS[("humanoidmaze-giant", "sharsa")]["q_agg"] == "mean"
+    assert PRESETS[("cube-octuple", "sharsa")]["q_agg"] == "min"
+    assert PRESETS[("puzzle-4x4-play", "crl")]["actor_layer_norm"] is False  # OGBench's actor has no layer norm
     ogbench_hiql = PRESETS[("puzzle-4x4-play", "hiql")]
     assert (ogbench_hiql["subgoal_steps"], ogbench_hiql["discount"], ogbench_hiql["rep_dim"]) == (10, 0.99, 10)
     assert PRESETS[("pointmaze-giant-stitch", "gciql")]["discount"] == 0.995

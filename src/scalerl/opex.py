@@ -3,11 +3,14 @@
 "Is Value Learning Really the Main Bottleneck in Offline RL?" (Park, Frans, Levine, Kumar 2024) find that offline
 RL is often limited by how the policy generalises to the states it meets at test time, and improve the action at
 evaluation with the learned critic, without updating any weight. Starting from the policy's action ``a_0 = pi(s, g)``,
-``steps`` normalised gradient steps ascend the critic::
+``steps`` gradient steps ascend the critic. The paper states OPEX as a gradient step on the action with a
+coefficient (``a = pi(s) + beta * grad_a Q(s, a)``); scalerl offers that plain form (``normalize=False``,
+``--opex-raw``) and, by default, a normalised step::
 
-    a_{i+1} = clip(a_i + lr * grad_a Q(s, a_i, g) / ||grad_a Q(s, a_i, g)||, -1, 1)
+    a_{i+1} = clip(a_i + lr * grad_a Q(s, a_i, g) / ||grad_a Q(s, a_i, g)||, -1, 1)      (default)
+    a_{i+1} = clip(a_i + lr * grad_a Q(s, a_i, g), -1, 1)                              (--opex-raw: the paper's form)
 
-The gradient is normalised per state, so each step moves the action by exactly ``lr`` (before clipping) whatever the
+The normalised gradient is normalised per state, so each step moves the action by exactly ``lr`` (before clipping) whatever the
 critic's scale: 0/1 success probabilities, whose gradients vanish far from the goal, and ``-1`` per step values around
 ``-1 / (1 - gamma)`` take the same ``lr``. (Normalising by ``|Q|`` instead, the per-state form of DDPG+BC's
 normalisation, blows up where a probability critic is near 0.) Each state's step depends only on its own ``Q``, so a
@@ -36,7 +39,9 @@ class OpexConfig:
     steps: int = 1
     """Gradient steps on each action (0 disables OPEX)."""
     lr: float = 0.1
-    """Length of each step in action space (the gradient is normalised to unit length)."""
+    """Length of each step in action space when ``normalize``; else the coefficient beta of the raw gradient."""
+    normalize: bool = True
+    """Normalise the action gradient to unit length per state (False: the plain ``a + lr * grad_a Q`` step)."""
 
     def __post_init__(self):
         if self.steps < 0:
@@ -45,9 +50,9 @@ class OpexConfig:
             raise ScalerlError(f"--opex-lr: expected a non-negative number, got {self.lr}")
 
 
-def from_flags(steps: int, lr: float) -> OpexConfig | None:
-    """The :class:`OpexConfig` of ``--opex-steps`` / ``--opex-lr``, or ``None`` when ``steps`` is 0."""
-    config = OpexConfig(steps=steps, lr=lr)
+def from_flags(steps: int, lr: float, normalize: bool = True) -> OpexConfig | None:
+    """The :class:`OpexConfig` of ``--opex-steps`` / ``--opex-lr`` / ``--opex-raw``, or ``None`` when ``steps`` is 0."""
+    config = OpexConfig(steps=steps, lr=lr, normalize=normalize)
     return config if config.steps > 0 else None
 
 
@@ -73,7 +78,8 @@ def improve_actions(
     goals: jax.Array,
     config: OpexConfig,
 ) -> jax.Array:
-    """``config.steps`` steps of ``a <- clip(a + lr * grad_a Q / ||grad_a Q||, -1, 1)``. Pure and jittable.
+    """``config.steps`` steps of ``a <- clip(a + lr * grad_a Q / ||grad_a Q||, -1, 1)`` (without the division when
+    ``config.normalize`` is False). Pure and jittable.
 
     Args:
         q_fn: ``(observations [B, obs_dim], actions [B, A], goals [B, goal_dim]) -> Q [B]``.
@@ -92,7 +98,8 @@ def improve_actions(
 
     def step(_, candidate):
         grad = jax.grad(total_q)(candidate)  # [B, A]
-        grad = grad / (jnp.linalg.norm(grad, axis=-1, keepdims=True) + 1e-8)
+        if config.normalize:
+            grad = grad / (jnp.linalg.norm(grad, axis=-1, keepdims=True) + 1e-8)
         return jnp.clip(candidate + config.lr * grad, -1.0, 1.0)
 
     return jax.lax.fori_loop(0, config.steps, step, actions)

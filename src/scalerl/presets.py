@@ -52,8 +52,7 @@ def _park2025(
         "nsacbc": {"q_agg": agg, "alpha": nsacbc, "nstep": subgoal_steps, **goals},
         "hfbc": {"subgoal_steps": subgoal_steps},
         "hiql": {**hiql, "subgoal_steps": subgoal_steps, **goals},
-        # SHARSA's config has no q_agg (it always takes the min); humanoidmaze-giant's q_agg=mean is not expressible.
-        "sharsa": {"subgoal_steps": subgoal_steps, **goals},
+        "sharsa": {"q_agg": agg, "subgoal_steps": subgoal_steps, **goals},
         "dsharsa": {"q_agg": agg, "subgoal_steps": subgoal_steps, **goals},
     }
 
@@ -105,8 +104,8 @@ OGBENCH_DEFAULTS = {
     },
     "crl": {
         "hidden_dims": (512, 512, 512), "latent_dim": 512, "discount": 0.99, "actor_loss": "ddpgbc", "alpha": 0.1,
-        "value_p_curgoal": 0.0, "value_p_trajgoal": 1.0, "value_p_randomgoal": 0.0, "value_geom_sample": True,
-        **_OGBENCH_GOALS,
+        "actor_layer_norm": False, "value_p_curgoal": 0.0, "value_p_trajgoal": 1.0, "value_p_randomgoal": 0.0,
+        "value_geom_sample": True, **_OGBENCH_GOALS,
     },
     "hiql": {
         "hidden_dims": (512, 512, 512), "layer_norm": True, "discount": 0.99, "tau": 0.005, "expectile": 0.7,

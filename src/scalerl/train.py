@@ -260,7 +260,7 @@ def run_evaluation(
         row = {"step": step, "seed": s, "success": per_seed.success, "episode_length": per_seed.episode_length}
         row.update({f"success/{name}": value for name, value in zip(result.task_names, per_seed.task_success)})
         if opex is not None:
-            row.update(opex_steps=opex.steps, opex_lr=opex.lr)
+            row.update(opex_steps=opex.steps, opex_lr=opex.lr, opex_normalize=opex.normalize)
         rows.append(row)
     return rows
 

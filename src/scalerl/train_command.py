@@ -46,6 +46,9 @@ def train(
     preset: str = typer.Option(None, help="Named hyper-parameters (`scalerl presets`); --agent.FIELD flags win."),
     opex_steps: int = typer.Option(0, help="OPEX at evaluation: gradient steps on each action along Q (0: off)."),
     opex_lr: float = typer.Option(0.1, help="OPEX step length in action space per gradient step."),
+    opex_raw: bool = typer.Option(
+        False, "--opex-raw", help="OPEX: plain steps a + lr * grad_a Q (the paper's form) instead of unit-length ones."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -80,7 +83,7 @@ def train(
         tensorboard=tensorboard,
         wandb_project=wandb_project,
     )
-    opex = from_flags(opex_steps, opex_lr)
+    opex = from_flags(opex_steps, opex_lr, normalize=not opex_raw)
     run_dir = run_train(config, agent_config, resume=resume, progress=progress, opex=opex)
     _print_eval_summary(run_dir)
 
@@ -102,6 +105,9 @@ def evaluate_run(
     video: bool = typer.Option(False, "--video", help="Render the first episode of each task to RUN_DIR/videos."),
     opex_steps: int = typer.Option(0, help="OPEX: gradient steps on each action along the agent's Q (0: off)."),
     opex_lr: float = typer.Option(0.1, help="OPEX step length in action space per gradient step."),
+    opex_raw: bool = typer.Option(
+        False, "--opex-raw", help="OPEX: plain steps a + lr * grad_a Q (the paper's form) instead of unit-length ones."
+    ),
 ) -> None:
     """Evaluate a run's latest checkpoint with OGBench's protocol; writes RUN_DIR/eval_final.json."""
     from scalerl.agents import get_agent, sampler_config
@@ -123,7 +129,7 @@ def evaluate_run(
     with open(config_path) as f:
         saved = json.load(f)
     agent_cls, config_cls = get_agent(saved["train"]["agent"])
-    opex = from_flags(opex_steps, opex_lr)
+    opex = from_flags(opex_steps, opex_lr, normalize=not opex_raw)
     if opex is not None:
         check_opex_supported(agent_cls, saved["train"]["agent"])
     agent_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["agent"].items()}

@@ -27,6 +27,7 @@ from flax import struct
 
 from scalerl import losses
 from scalerl.agents import sharsa
+from scalerl.agents.sacbc import aggregate
 from scalerl.agents.sharsa import SHARSAAgent
 from scalerl.networks import GCValue, euler_sample
 
@@ -87,11 +88,6 @@ class DSHARSAConfig:
         if self.low_discount == 0.0:
             # Park et al. 2025 tie the low-level horizon to the subgoal distance; resolved here so the sampler sees it.
             object.__setattr__(self, "low_discount", 1.0 - 1.0 / self.subgoal_steps)
-
-
-def aggregate(values: jax.Array, q_agg: str) -> jax.Array:
-    """Combine ensemble heads ``[E, B]`` into ``[B]`` by ``min`` or ``mean``."""
-    return values.min(axis=0) if q_agg == "min" else values.mean(axis=0)
 
 
 def sarsa_value_loss(v_logits: jax.Array, target_q_logits: jax.Array, q_agg: str) -> jax.Array:

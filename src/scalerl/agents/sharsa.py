@@ -6,14 +6,14 @@ transitions ``(s_t, w_t, s_{t+k})``, where ``w_t`` is the dataset state ``k`` st
 (the goal itself when the goal is reached within ``k`` steps), and the policy is two flow BC policies::
 
     critic: L(Q_j) = E[ BCE(Q_j(s_t, w_t, g), y) ],  y = R_t + gamma^{k_t} * m_t * sigmoid(V(s_{t+k}, g))   (j = 1, 2)
-    value:  L(V)   = E[ BCE(V(s_t, g), min_j sigmoid(Qbar_j(s_t, w_t, g))) ]                   (SARSA: dataset w_t)
+    value:  L(V)   = E[ BCE(V(s_t, g), agg_j sigmoid(Qbar_j(s_t, w_t, g))) ]    (SARSA: dataset w_t; agg = min or mean)
     high-level policy: flow BC of w ~ pi_h(w | s, g_a)  (w = the actor subgoal k steps toward the actor goal g_a)
     low-level policy:  flow BC of a ~ pi_l(a | s, w)    (w = the state k steps ahead)
 
 ``V`` and ``Q`` output logits; ``sigmoid`` of them is the discounted probability of success. ``R_t`` is the discounted
 0/1 reward collected inside the chunk (``gamma^j`` when the goal is reached ``j`` steps ahead, then ``m_t = 0``) and
 ``k_t <= k`` the number of steps actually taken (fewer at a trajectory's end). ``Qbar`` is a Polyak average of the
-critic. Acting draws ``num_samples`` subgoals from ``pi_h``, keeps the one with the highest ``min_j Q_j(s, w, g)``
+critic. Acting draws ``num_samples`` subgoals from ``pi_h``, keeps the one with the highest ``agg_j Q_j(s, w, g)``
 (rejection sampling) and samples an action from ``pi_l`` toward it.
 """
 
@@ -27,6 +27,7 @@ import optax
 from flax import struct
 
 from scalerl import losses
+from scalerl.agents.sacbc import aggregate
 from scalerl.networks import GCValue, VelocityField, euler_sample
 
 
@@ -70,12 +71,16 @@ class SHARSAConfig:
     """Steps between a state and its subgoal (the horizon reduction factor)."""
     goal_rep: str = "observation"
     """Goal (and subgoal) representation: ``observation`` (full states) or ``oracle`` (oracle representations)."""
+    q_agg: str = "min"
+    """How the value target and rejection sampling combine the two critic heads: ``min`` or ``mean`` (humanoidmaze)."""
 
     def __post_init__(self):
         if self.subgoal_steps < 1:
             raise ValueError(f"subgoal_steps: SHARSA needs subgoal_steps >= 1, got {self.subgoal_steps}")
         if self.flow_steps < 1 or self.num_samples < 1:
             raise ValueError("flow_steps and num_samples: expected >= 1")
+        if self.q_agg not in ("min", "mean"):
+            raise ValueError(f"q_agg: expected 'min' or 'mean', got '{self.q_agg}'")
 
 
 def build_networks(config: SHARSAConfig, action_dim: int, goal_dim: int) -> dict:
@@ -154,7 +159,7 @@ class SHARSAAgent(struct.PyTreeNode):
         target_q = nets["critic"].apply(
             self.target_params["critic"], batch["observations"], batch["value_goals"], subgoals
         )
-        target = jnp.min(jax.nn.sigmoid(target_q), axis=0)  # [B]
+        target = aggregate(jax.nn.sigmoid(target_q), self.config.q_agg)  # [B]
         v_logits = nets["value"].apply(params["value"], batch["observations"], batch["value_goals"])  # [B]
         loss = jnp.mean(losses.bce_with_logits(v_logits, target))
         v = jax.nn.sigmoid(v_logits)
@@ -225,7 +230,7 @@ class SHARSAAgent(struct.PyTreeNode):
         )
 
     def sample_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
-        """Rejection sampling: of the proposed subgoals, the one with the highest ``min_j Q_j``. ``[B, goal_dim]``."""
+        """Rejection sampling: of the proposed subgoals, the one with the highest ``agg_j Q_j``. ``[B, goal_dim]``."""
         candidates = self.propose_subgoals(observations, goals, key)  # [N, B, goal_dim]
         q = jax.vmap(self.q_value, in_axes=(None, 0, None))(observations, candidates, goals)  # [N, B]
         best = jnp.argmax(q, axis=0)  # [B]
@@ -248,6 +253,7 @@ class SHARSAAgent(struct.PyTreeNode):
         return jax.nn.sigmoid(self.networks["value"].apply(self.params["value"], observations, goals))
 
     def q_value(self, observations: jax.Array, subgoals: jax.Array, goals: jax.Array) -> jax.Array:
-        """High-level ``min_j Q_j(s, w, g)`` ``[B]`` as a probability; the "action" is a subgoal ``w`` in goal space."""
+        """High-level ``agg_j Q_j(s, w, g)`` ``[B]`` as a probability (``agg``: ``q_agg``, min by default); the
+        "action" is a subgoal ``w`` in goal space."""
         q = self.networks["critic"].apply(self.params["critic"], observations, goals, subgoals)
-        return jnp.min(jax.nn.sigmoid(q), axis=0)
+        return aggregate(jax.nn.sigmoid(q), self.config.q_agg)

@@ -130,6 +130,7 @@ def test_plan_shard_layout(kwargs, episodes, val):
     ("kwargs", "flag"),
     [
         ({"env": "nosuch"}, "--env"),
+        ({"env": "humanoidmaze-giant", "dataset_type": "navigate"}, "--env"),  # no scripted oracle: official data only
         ({"env": "puzzle-3x3", "dataset_type": "navigate"}, "--type"),
         ({"env": "pointmaze-large", "dataset_type": "play"}, "--type"),
         ({"env": "puzzle-3x3-play", "dataset_type": "noisy"}, "--type"),
@@ -159,6 +160,20 @@ def test_noise_override_and_type_from_env_name():
         0.2,
         200,
     )
+
+
+@pytest.mark.integration
+def test_locomotion_mazes_build_for_evaluation():
+    """Ant and humanoid mazes (Park et al. 2025's humanoidmaze-giant) are real OGBench environments in the table."""
+    from scalerl.envs import make_env
+
+    for name, obs_dim, steps in (("humanoidmaze-giant-navigate-oraclerep", 69, 4000), ("antmaze-large-stitch", 29, 1000)):
+        env, tasks = make_env(name)
+        observation, info = env.reset(options=dict(task_id=1))
+        assert observation.shape == (obs_dim,) and len(tasks) == 5
+        assert TASKS[name.split("-navigate")[0].split("-stitch")[0]].max_episode_steps == steps
+        assert env.spec.max_episode_steps == steps
+        env.close()
 
 
 # ------------------------------------------------------------------------------------------------ small pieces

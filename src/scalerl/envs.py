@@ -46,9 +46,12 @@ class TaskSpec:
     Attributes:
         name: scalerl's short task name, e.g. ``puzzle-3x3``.
         env_id: the Gymnasium id registered by ``ogbench``.
-        family: ``pointmaze``, ``cube``, ``puzzle`` or ``scene``.
-        types: dataset types the generator supports for this task.
+        family: ``pointmaze``, ``antmaze``, ``humanoidmaze``, ``cube``, ``puzzle`` or ``scene``.
+        types: OGBench's dataset types for this task.
         max_episode_steps: evaluation episode length (OGBench's registration).
+        scripted: whether a scripted oracle generates its data (``scalerl generate``). The ant and humanoid mazes'
+            datasets come from OGBench's pretrained locomotion policies, which scalerl does not ship: their official
+            ``.npz`` files load and train, and their environments evaluate, but they cannot be generated.
     """
 
     name: str
@@ -56,12 +59,21 @@ class TaskSpec:
     family: str
     types: tuple[str, ...]
     max_episode_steps: int
+    scripted: bool = True
 
 
 def _task_table() -> dict[str, TaskSpec]:
     rows: list[TaskSpec] = []
     for size in ("medium", "large", "giant", "teleport"):
         rows.append(TaskSpec(f"pointmaze-{size}", f"pointmaze-{size}-v0", "pointmaze", ("navigate", "stitch"), 1000))
+    for size, steps in {"medium": 1000, "large": 1000, "giant": 1000, "teleport": 1000}.items():
+        types = ("navigate", "stitch", "explore") if size != "giant" else ("navigate", "stitch")
+        rows.append(TaskSpec(f"antmaze-{size}", f"antmaze-{size}-v0", "antmaze", types, steps, scripted=False))
+    for size, steps in {"medium": 2000, "large": 2000, "giant": 4000}.items():
+        rows.append(
+            TaskSpec(f"humanoidmaze-{size}", f"humanoidmaze-{size}-v0", "humanoidmaze", ("navigate", "stitch"), steps,
+                     scripted=False)
+        )  # fmt: skip
     cube_steps = {"single": 200, "double": 500, "triple": 1000, "quadruple": 1000, "octuple": 1500}
     for count, steps in cube_steps.items():
         rows.append(TaskSpec(f"cube-{count}", f"cube-{count}-v0", "cube", ("play", "noisy"), steps))

@@ -114,6 +114,11 @@ def default_preset(task: TaskSpec, dataset_type: str) -> Preset:
     Raises:
         ScalerlError: if the task does not support the dataset type.
     """
+    if not task.scripted:
+        raise ScalerlError(
+            f"--env: {task.name} datasets are collected by OGBench with pretrained locomotion policies, which scalerl "
+            f"cannot run; train on OGBench's official files instead (--data .../{task.name}-{dataset_type}-v0.npz)"
+        )
     if dataset_type not in task.types:
         raise ScalerlError(f"--type: '{dataset_type}' is not available for {task.name}; expected one of {task.types}")
     if task.family == "pointmaze":

@@ -70,7 +70,8 @@ def stepped(request):
         values = new_agent.value(observations, goals) if hasattr(new_agent, "value") else None
         q_values = None
         if hasattr(new_agent, "q_value"):
-            # The second argument is an action, or a subgoal for hierarchical agents (``q_value(obs, subgoals, goals)``).
+            # The second argument is an action, or a subgoal for hierarchical agents
+            # (``q_value(obs, subgoals, goals)``).
             second = list(inspect.signature(new_agent.q_value).parameters)[1]
             q_inputs = val_batch["actor_subgoals"] if second == "subgoals" else val_batch["actions"]
             q_values = new_agent.q_value(observations, q_inputs, goals)

@@ -132,7 +132,7 @@ def test_finished_environments_are_frozen(maze):
         task_index, episode = divmod(index, 2)
         observation, info = reset_episode(env, tasks[task_index]["task_id"], episode_seed(seed, task_index, episode))
         goal = info["goal"].astype(np.float32)
-        for step in range(1, 1001):
+        for step in range(1, 1001):  # noqa: B007 (step is checked after the loop)
             action = oracle_action(maze, observation.astype(np.float32), goal)
             observation, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:

@@ -167,7 +167,8 @@ def test_locomotion_mazes_build_for_evaluation():
     """Ant and humanoid mazes (Park et al. 2025's humanoidmaze-giant) are real OGBench environments in the table."""
     from scalerl.envs import make_env
 
-    for name, obs_dim, steps in (("humanoidmaze-giant-navigate-oraclerep", 69, 4000), ("antmaze-large-stitch", 29, 1000)):
+    cases = (("humanoidmaze-giant-navigate-oraclerep", 69, 4000), ("antmaze-large-stitch", 29, 1000))
+    for name, obs_dim, steps in cases:
         env, tasks = make_env(name)
         observation, info = env.reset(options=dict(task_id=1))
         assert observation.shape == (obs_dim,) and len(tasks) == 5
@@ -344,7 +345,8 @@ def test_recorded_states_match_observations(tiny_datasets):
         moved = data["qpos"][1:51] - data["qpos"][:50]
         assert np.median(np.abs(moved - 0.2 * data["actions"][:50])) < 1e-3
     with np.load(tiny_datasets[("puzzle", 1)][0] / "puzzle-3x3-play-v0-00000.npz") as data:
-        # Puzzle observations hold each button's state one-hot at 19 + 4 * i; button_states is the state before the step.
+        # Puzzle observations hold each button's state one-hot at 19 + 4 * i; button_states is the state before the
+        # step.
         one_hot = np.stack([data["observations"][:, 19 + 4 * i : 21 + 4 * i] for i in range(9)], axis=1)
         np.testing.assert_array_equal(one_hot.argmax(-1), data["button_states"])
         assert set(np.unique(data["button_states"])) <= {0, 1}

@@ -209,5 +209,9 @@ def test_online_run_config_gives_env_and_critic_size(tmp_path):
     (run / "eval.jsonl").write_text('{"step": 1000, "seed": 0, "return": 5.0}\n')
     row = load_run_dirs([run]).table.iloc[0]
     assert (row["env"], row["utd"], row["batch_size"], row["n_params"], row["base_seed"]) == (
-        "Hopper-v5", 2.0, 256, 140802, 3
+        "Hopper-v5",
+        2.0,
+        256,
+        140802,
+        3,
     )

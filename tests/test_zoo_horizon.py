@@ -195,7 +195,7 @@ def test_dsharsa_picks_the_argmax_q_low_level_action():
     assert len(np.unique(best)) > 1, "each state picks its own best action"
 
 
-# --- OPEX --------------------------------------------------------------------------------------------------------------
+# --- OPEX ---------------------------------------------------------------------------------------------------------
 
 
 def toy_q(observations, actions, goals):
@@ -272,7 +272,7 @@ def test_opex_needs_a_critic_over_actions():
         OpexConfig(steps=1, lr=-1.0)
 
 
-# --- presets -------------------------------------------------------------------------------------------------------------
+# --- presets ------------------------------------------------------------------------------------------------------
 
 
 def test_every_preset_builds_a_valid_config_for_its_registered_agent():

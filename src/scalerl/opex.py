@@ -10,11 +10,11 @@ coefficient (``a = pi(s) + beta * grad_a Q(s, a)``); scalerl offers that plain f
     a_{i+1} = clip(a_i + lr * grad_a Q(s, a_i, g) / ||grad_a Q(s, a_i, g)||, -1, 1)      (default)
     a_{i+1} = clip(a_i + lr * grad_a Q(s, a_i, g), -1, 1)                              (--opex-raw: the paper's form)
 
-The normalised gradient is normalised per state, so each step moves the action by exactly ``lr`` (before clipping) whatever the
-critic's scale: 0/1 success probabilities, whose gradients vanish far from the goal, and ``-1`` per step values around
-``-1 / (1 - gamma)`` take the same ``lr``. (Normalising by ``|Q|`` instead, the per-state form of DDPG+BC's
-normalisation, blows up where a probability critic is near 0.) Each state's step depends only on its own ``Q``, so a
-batch of evaluation episodes is improved exactly as each episode would be alone.
+The default normalises the gradient per state, so each step moves the action by exactly ``lr`` (before clipping)
+whatever the critic's scale: 0/1 success probabilities, whose gradients vanish far from the goal, and ``-1`` per
+step values around ``-1 / (1 - gamma)`` take the same ``lr``. (Normalising by ``|Q|`` instead, the per-state form
+of DDPG+BC's normalisation, blows up where a probability critic is near 0.) Each state's step depends only on its
+own ``Q``, so a batch of evaluation episodes is improved exactly as each episode would be alone.
 
 It applies to agents whose ``q_value(observations, actions, goals)`` scores primitive actions (GCIQL, n-step
 SAC+BC, ...); hierarchical agents whose critic scores subgoals do not qualify.

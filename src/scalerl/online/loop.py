@@ -357,8 +357,9 @@ def _rows(step: int, seeds: int, values: dict) -> list[dict]:
 def parameter_counts(agent_config: SACConfig, observation_dim: int, action_dim: int) -> dict:
     """Parameter counts of one seed's networks: ``critic_params`` (the whole critic ensemble, N of the model-size
     scaling laws) and ``actor_params``; computed from shapes only (nothing is initialised)."""
-    shapes = jax.eval_shape(lambda key: SACAgent.create(key, observation_dim, action_dim, agent_config).params,
-                            jax.random.PRNGKey(0))
+    shapes = jax.eval_shape(
+        lambda key: SACAgent.create(key, observation_dim, action_dim, agent_config).params, jax.random.PRNGKey(0)
+    )
     count = lambda tree: int(sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree)))  # noqa: E731
     return {"critic_params": count(shapes["critic"]), "actor_params": count(shapes["actor"])}
 

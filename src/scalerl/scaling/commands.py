@@ -164,7 +164,10 @@ def summary_lines(fits: dict) -> list[str]:
         if not isinstance(entry, dict) or entry.get("value") is None:
             return "n/a"
         low, high = entry["ci"]
-        fmt = lambda v: "n/a" if v is None else f"{v:.4g}"
+
+        def fmt(v):
+            return "n/a" if v is None else f"{v:.4g}"
+
         return f"{fmt(entry['value'])} [{fmt(low)}, {fmt(high)}]"
 
     lines = []

@@ -317,7 +317,9 @@ def _check_placeholders(spec: SweepSpec) -> None:
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(spec.command) if field is not None]
     except ValueError as error:
-        raise ScalerlError(f"{spec.path}: command: bad placeholder syntax ({error}); write {{{{ and }}}} for braces")
+        raise ScalerlError(
+            f"{spec.path}: command: bad placeholder syntax ({error}); write {{{{ and }}}} for braces"
+        ) from None
     for field in fields:
         name = re.split(r"[.\[!:]", field, maxsplit=1)[0]
         if name not in known:

@@ -177,6 +177,26 @@ def test_locomotion_mazes_build_for_evaluation():
         env.close()
 
 
+@pytest.mark.integration
+def test_maze_environments_leave_no_temp_files(tmp_path, monkeypatch):
+    """OGBench's mazes write their XML with mkstemp and never delete it; scalerl's builders clean up after them."""
+    import tempfile
+
+    import gymnasium
+
+    from scalerl.envs import make_env
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gymnasium.make("pointmaze-medium-v0").close()
+    leaked = list(tmp_path.iterdir())
+    assert [path.suffix for path in leaked] == [".xml"]  # OGBench itself leaks one file per environment
+    leaked[0].unlink()
+    make_env("pointmaze-medium-navigate")[0].close()
+    make_env("antmaze-medium-navigate")[0].close()
+    EpisodeSource("pointmaze-medium", "navigate", default_preset(TASKS["pointmaze-medium"], "navigate").oracle, 10, 0)
+    assert list(tmp_path.iterdir()) == [] and tempfile.tempdir == str(tmp_path)
+
+
 # ------------------------------------------------------------------------------------------------ small pieces
 
 

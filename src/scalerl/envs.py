@@ -125,6 +125,28 @@ def parse_env_name(name: str) -> EnvName:
     return EnvName(task=task, dataset_type=dataset_type, oraclerep=oraclerep)
 
 
+def gym_make(env_id: str, **kwargs):
+    """``gymnasium.make`` of an OGBench environment, quietly and without leaving files behind.
+
+    OGBench's maze environments write their generated MuJoCo XML to a fresh ``mkstemp`` file and never delete it (one
+    per environment built: thousands over a test suite or a long evaluation job). The model is parsed while the
+    environment is constructed, so the file is written into a private temporary directory removed right after.
+    """
+    import tempfile
+
+    import gymnasium
+    import ogbench  # noqa: F401  (registers the environments)
+
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="scalerl-env-") as scratch, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tempfile.tempdir = scratch
+        try:
+            return gymnasium.make(env_id, **kwargs)
+        finally:
+            tempfile.tempdir = previous
+
+
 def make_env(name: str, **kwargs):
     """Build the OGBench environment for ``name`` and return ``(env, tasks)``.
 
@@ -137,15 +159,10 @@ def make_env(name: str, **kwargs):
         ``tasks``: the evaluation task list, one dict per task with ``task_id`` (1-based, as OGBench's
         ``reset(options=dict(task_id=...))`` expects) and ``task_name``.
     """
-    import gymnasium
-    import ogbench  # noqa: F401  (registers the environments)
-
     parsed = parse_env_name(name)
     if parsed.oraclerep:
         kwargs.setdefault("use_oracle_rep", True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = gymnasium.make(parsed.task.env_id, **kwargs)
+    env = gym_make(parsed.task.env_id, **kwargs)
     task_infos = env.unwrapped.task_infos
     tasks = [dict(task_id=i + 1, task_name=info["task_name"]) for i, info in enumerate(task_infos)]
     return env, tasks

@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections import deque
 
 import numpy as np
 
-from scalerl.envs import TASKS, ScalerlError, TaskSpec  # importing scalerl.envs sets MUJOCO_GL where EGL exists
+from scalerl.envs import (  # importing scalerl.envs sets MUJOCO_GL where EGL exists
+    TASKS,
+    ScalerlError,
+    TaskSpec,
+    gym_make,
+)
 
 # Manipulation noise scale per action dimension (x, y, z, yaw, gripper) for the Markov oracle, as in OGBench.
 MARKOV_NOISE_SCALE = np.array([1.0, 1.0, 1.0, 3.0, 10.0])
@@ -162,7 +166,6 @@ class EpisodeSource:
         seed: int,
         reuse_step_info: bool = True,
     ):
-        import gymnasium
         import ogbench  # noqa: F401  (registers the environments)
 
         self.task = TASKS[task_name]
@@ -180,11 +183,9 @@ class EpisodeSource:
         kwargs: dict = {"terminate_at_goal": False}
         if self.task.family != "pointmaze":
             kwargs["mode"] = "data_collection"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # Stepped unwrapped: the episode length is ours, so gymnasium's TimeLimit/checker wrappers are not needed.
-            self.env = gymnasium.make(self.task.env_id, **kwargs).unwrapped
-            self.env.action_space.seed(self._env_seed)
+        # Stepped unwrapped: the episode length is ours, so gymnasium's TimeLimit/checker wrappers are not needed.
+        self.env = gym_make(self.task.env_id, **kwargs).unwrapped
+        self.env.action_space.seed(self._env_seed)
 
         if self.task.family == "pointmaze":
             self._init_maze()

@@ -101,9 +101,12 @@ def _config(tmp_path, name: str, **overrides) -> OnlineConfig:
     return dataclasses.replace(config, **overrides)
 
 
+def _checkpoint_path(run_dir: str, step: int) -> str:
+    return os.path.join(run_dir, "checkpoints", f"step_{step:08d}.msgpack")
+
+
 def _adam_counts(run_dir: str, step: int) -> np.ndarray:
-    path = os.path.join(run_dir, "checkpoints", f"step_{step:08d}.msgpack")
-    with open(path, "rb") as f:
+    with open(_checkpoint_path(run_dir, step), "rb") as f:
         restored = flax.serialization.msgpack_restore(f.read())
     return np.asarray(restored["state"]["agent"]["opt_state"]["0"]["count"])
 
@@ -112,6 +115,12 @@ def test_fractional_utd_runs_the_right_number_of_updates(tmp_path):
     config = _config(tmp_path, "quarter", utd=0.25, eval_episodes=0, validation_steps=0)
     run_online(config, TINY_AGENT, progress=False)
     np.testing.assert_array_equal(_adam_counts(config.out, 60), [math.floor((60 - 10) * 0.25)] * 2)
+    # The critic's parameter count (N of the model-size laws) is recorded, equal to the real twin critics' size.
+    with open(os.path.join(config.out, "config.json")) as f:
+        model = json.load(f)["model"]
+    with open(_checkpoint_path(config.out, 60), "rb") as f:
+        critic = flax.serialization.msgpack_restore(f.read())["state"]["agent"]["params"]["critic"]
+    assert model["critic_params"] == sum(np.asarray(leaf)[0].size for leaf in jax.tree.leaves(critic))
 
 
 def _read(path: str) -> list[dict]:

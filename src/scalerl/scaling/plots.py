@@ -103,6 +103,35 @@ def _yerr(values, lows, highs) -> list[np.ndarray]:
     return [np.clip(values - lows, 0, None), np.clip(highs - values, 0, None)]
 
 
+def _label_sigma_ticks(axis, utds) -> None:
+    """Ticks at the sweep's sigma values, written plainly (log axes otherwise crowd 2x10^0, 3x10^0, ...)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ticks = sorted({float(u) for u in utds if np.isfinite(u) and u > 0})
+    if ticks:
+        axis.set_xticks(ticks)
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _tidy_log_ticks(axis) -> None:
+    """Log-axis labels at 1 and 3 per decade only: matplotlib otherwise labels every minor tick of a short range
+    and the labels collide."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
+    axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _widen_flat_log_axis(axis) -> None:
+    """A log y-axis whose data are (numerically) one value spans 1e-15 and plots rounding noise: show a factor 2."""
+    low, high = axis.get_ylim()
+    if low > 0 and high / low < 1.05:
+        middle = np.sqrt(low * high)
+        axis.set_ylim(middle / 2, middle * 2)
+
+
 def plot_hyperparams(online: dict, path: str) -> str | None:
     """B* and eta* versus sigma per environment: bootstrap points with intervals, shared and per-env fits."""
     hyper = online.get("hyperparams", {})
@@ -110,7 +139,8 @@ def plot_hyperparams(online: dict, path: str) -> str | None:
     if not names:
         return None
     envs = online["envs"]
-    figure, axes = plt.subplots(len(names), len(envs), figsize=(2.8 * len(envs), 2.6 * len(names)), squeeze=False)
+    width = max(4.0, 2.8 * len(envs))
+    figure, axes = plt.subplots(len(names), len(envs), figsize=(width, 2.6 * len(names)), squeeze=False)
     proposals = hyper.get("proposals", [])
     for row, name in enumerate(names):
         fit = hyper[name]
@@ -162,6 +192,8 @@ def plot_hyperparams(online: dict, path: str) -> str | None:
                 )
             axis.set_xscale("log")
             axis.set_yscale("log")
+            _label_sigma_ticks(axis, [*utds, *(p["utd"] for p in proposed)])
+            _widen_flat_log_axis(axis)
             axis.set_title(env, fontsize=8)
             axis.set_xlabel("UTD sigma", fontsize=8)
             axis.set_ylabel("B*" if name == "batch_size" else "eta*", fontsize=8)
@@ -220,6 +252,8 @@ def plot_pareto(online: dict, path: str) -> str | None:
             axis.plot(_value(optimum["compute"]), _value(optimum["data"]), "o", color=colour, mec="k", ms=6)
     axis.set_xscale("log")
     axis.set_yscale("log")
+    _tidy_log_ticks(axis.xaxis)
+    _tidy_log_ticks(axis.yaxis)
     axis.set_xlabel("C_J: compute to threshold")
     axis.set_ylabel("D_J: data to threshold")
     axis.set_title(f"Pareto frontier (dots: min C + {compute['delta']:.2g} D)", fontsize=9)

@@ -55,7 +55,10 @@ def _summary(run_dir: str) -> str:
     import os
 
     eval_path = os.path.join(run_dir, "eval.jsonl")
-    rows = [json.loads(line) for line in open(eval_path)] if os.path.isfile(eval_path) else []
+    rows = []
+    if os.path.isfile(eval_path):
+        with open(eval_path) as f:
+            rows = [json.loads(line) for line in f]
     last = [row["return"] for row in rows if rows and row["step"] == rows[-1]["step"]]
     result = f"eval return {sum(last) / len(last):.1f} at step {rows[-1]['step']}; " if last else ""
     return f"done: {result}run directory {run_dir} (config.json, eval.jsonl, metrics.jsonl, curves.png, checkpoints/)"

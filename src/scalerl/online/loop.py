@@ -360,7 +360,10 @@ def parameter_counts(agent_config: SACConfig, observation_dim: int, action_dim: 
     shapes = jax.eval_shape(
         lambda key: SACAgent.create(key, observation_dim, action_dim, agent_config).params, jax.random.PRNGKey(0)
     )
-    count = lambda tree: int(sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree)))  # noqa: E731
+
+    def count(tree) -> int:
+        return int(sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree)))
+
     return {"critic_params": count(shapes["critic"]), "actor_params": count(shapes["actor"])}
 
 

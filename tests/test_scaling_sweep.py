@@ -30,10 +30,7 @@ def test_spec_expands_the_grid_with_seeds_and_renders_commands(tmp_path):
     path = write_spec(
         tmp_path,
         """
-        command = (
-            "{python} train.py --utd {utd} --dims {dims} --name {trial_name} --out {trial_dir} "
-            "--seed {seed} --env {env}"
-        )
+        command = "{python} train.py --utd {utd} --dims {dims} --name {trial_name} --out {trial_dir} --seed {seed} --env {env}"
         seeds = [3, 4]
         [grid]
         utd = [1, 2.5]
@@ -154,10 +151,7 @@ def test_killed_and_timed_out_trials_are_failures(tmp_path):
     path = write_spec(
         tmp_path,
         """
-        command = (
-            "{python} -c 'import os, signal, time; "
-            "os.kill(os.getpid(), signal.SIGKILL) if {x} == 1 else time.sleep(30)'"
-        )
+        command = "{python} -c 'import os, signal, time; os.kill(os.getpid(), signal.SIGKILL) if {x} == 1 else time.sleep(30)'"
         timeout = 1.0
         max_retries = 0
         [grid]

@@ -10,13 +10,13 @@ continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
 
 import typer
 
+from scalerl.atomic import atomic_write_json, atomic_write_text, save_figure
 from scalerl.envs import ScalerlError
 
 
@@ -150,10 +150,7 @@ def write_report(demo: DemoConfig, out: str, timings: dict[str, float]) -> str:
     ax_bar.set_title(f"final success, {demo.task}-{demo.dataset_type}")
     fig.tight_layout()
     png = os.path.join(out, "report.png")
-    tmp = png + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, png)
+    save_figure(fig, png, dpi=90)
 
     task_names = sorted({k for r in rows for k in r[3]})
     lines = [
@@ -181,11 +178,8 @@ def write_report(demo: DemoConfig, out: str, timings: dict[str, float]) -> str:
         "Run directories (config, metrics.jsonl, eval.jsonl, checkpoints, curves.png): `runs/<agent>/`.",
     ]
     report = os.path.join(out, "report.md")
-    with open(report + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(report + ".tmp", report)
-    with open(os.path.join(out, "timings.json"), "w") as f:
-        json.dump(timings, f, indent=2)
+    atomic_write_text(report, "\n".join(lines) + "\n")
+    atomic_write_json(os.path.join(out, "timings.json"), timings)
     return report
 
 

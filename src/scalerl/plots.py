@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from scalerl.atomic import save_figure  # noqa: E402
+
 
 def read_jsonl(path: str) -> list[dict]:
     """Rows of a JSONL file (empty list if absent)."""
@@ -59,8 +61,4 @@ def plot_run(run_dir: str, path: str | None = None) -> str:
         ax.axis("off")
     fig.tight_layout()
     path = path or os.path.join(run_dir, "curves.png")
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=90)

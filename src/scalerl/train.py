@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scalerl.atomic import atomic_write_bytes, atomic_write_json
 from scalerl.data import Dataset
 from scalerl.envs import ScalerlError
 from scalerl.opex import OpexConfig, check_opex_supported, opex_sample_actions
@@ -156,26 +157,12 @@ def make_policy_fn(agents, opex: OpexConfig | None = None):
     return lambda observations, goals, key: _policy(agents, observations, goals, key, opex)
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str, obj) -> None:
-    """Write JSON to a temporary name in the same directory, then rename."""
-    _atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
-
-
 def save_checkpoint(run_dir: str, step: int, agents, keep: int) -> str:
     """Atomically write the agents at ``step`` and prune older checkpoints. Returns the file path."""
     directory = os.path.join(run_dir, "checkpoints")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"step_{step:08d}.msgpack")
-    _atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(agents)))
+    atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(agents)))
     for old in list_checkpoints(run_dir)[:-keep]:
         os.remove(old[1])
     return path
@@ -216,7 +203,7 @@ def _truncate_jsonl(path: str, max_step: int) -> None:
         return
     with open(path) as f:
         kept = [line for line in f if line.strip() and json.loads(line)["step"] <= max_step]
-    _atomic_write_bytes(path, "".join(kept).encode())
+    atomic_write_bytes(path, "".join(kept).encode())
 
 
 def _append_jsonl(path: str, rows: list[dict]) -> None:

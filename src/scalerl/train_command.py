@@ -111,11 +111,11 @@ def evaluate_run(
 ) -> None:
     """Evaluate a run's latest checkpoint with OGBench's protocol; writes RUN_DIR/eval_final.json."""
     from scalerl.agents import get_agent, sampler_config
+    from scalerl.atomic import atomic_write_json
     from scalerl.data import load_dataset
     from scalerl.opex import check_opex_supported, from_flags
     from scalerl.overrides import build_config
     from scalerl.train import (
-        atomic_write_json,
         create_agents,
         list_checkpoints,
         restore_checkpoint,

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from scalerl.atomic import atomic_write_json
 from scalerl.envs import ScalerlError
 from scalerl.online import buffer as replay
 from scalerl.online.envs import check_env_name, make_online_env
@@ -47,7 +48,6 @@ from scalerl.online.sac import SACAgent, SACConfig
 from scalerl.train import (
     _append_jsonl,
     _truncate_jsonl,
-    atomic_write_json,
     list_checkpoints,
     restore_checkpoint,
     save_checkpoint,

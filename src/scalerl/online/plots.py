@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from scalerl.atomic import save_figure
 from scalerl.plots import plt, read_jsonl, seed_mean
 
 
@@ -29,8 +30,4 @@ def plot_online_run(run_dir: str, path: str | None = None) -> str:
         ax.set_xlabel("environment steps")
     fig.tight_layout()
     path = path or os.path.join(run_dir, "curves.png")
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=90)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from scalerl.atomic import atomic_write_json
 from scalerl.envs import ScalerlError
 
 
@@ -91,9 +92,35 @@ def _load(sources: list[Path], step_start: int, step_interval: int, max_returns:
 _SOURCE_HELP = "Run directory, sweep directory, qscaled .zip or W&B .csv export (repeat for several)."
 
 
-def _fit_options(**kwargs):
+# The fitting options `scalerl fit` and `scalerl report` share (one definition each; Typer has no option groups).
+_METRIC = typer.Option(None, help="Metric to fit (default: return, else success).")
+_THRESHOLDS = typer.Option(None, help="Comma-separated thresholds J (default: 10%..80% of scale).")
+_SELECTION_THRESHOLD = typer.Option(None, help="J at which B*, eta* are chosen (default: highest).")
+_BOOTSTRAP = typer.Option(100, "--bootstrap", help="Bootstrap resamples of the seeds.")
+_SEED = typer.Option(0, help="Seed of the bootstrap.")
+_INTERPOLATE = typer.Option(False, "--interpolate", help="Interpolate crossings between log points.")
+_N_PARAMS = typer.Option(None, help="Critic parameter count N for compute (default: from runs).")
+_DELTA = typer.Option(1e10, help="Data-to-compute conversion delta in F = C + delta * D.")
+_COMPUTE_K = typer.Option(10.0, help="k in C = k * sigma * B * N * D.")
+_HELDOUT = typer.Option(1, help="Highest thresholds held out of the sigma*(F) fit.")
+_BASELINE_UTD = typer.Option(2.0, help="sigma whose best (B, eta) is the baseline.")
+_PROPOSE_UTDS = typer.Option("0.5,1,2,4,8,16,32", help="sigma values to propose B*, eta* for.")
+_PROPOSE_BUDGETS = typer.Option(None, help="Budgets F to propose sigma* for (default: 2x-100x F*).")
+_STEP_START = typer.Option(5000, help="qscaled zips without a step column: step of row 0.")
+_STEP_INTERVAL = typer.Option(1000, help="qscaled zips without a step column: steps between rows.")
+_MAX_RETURN = typer.Option([], help="ENV=VALUE: normalise that env's returns to 1000 (repeatable).")
+_FIT_FLAGS = (
+    "metric", "thresholds", "selection_threshold", "bootstrap", "seed", "interpolate", "n_params", "delta",
+    "compute_k", "heldout", "baseline_utd", "propose_utds", "propose_budgets",
+)  # fmt: skip
+
+
+def _fit_options(flags: dict):
+    """:class:`FitOptions` from a command's flag values (its ``locals()``), parsed and checked."""
     from scalerl.scaling.analysis import FitOptions
 
+    kwargs = {name: flags[name] for name in _FIT_FLAGS}
+    kwargs["num_bootstrap"] = kwargs.pop("bootstrap")
     thresholds = _parse_floats(kwargs.pop("thresholds"), "--thresholds")
     propose = _parse_floats(kwargs.pop("propose_utds"), "--propose-utds")
     budgets = _parse_floats(kwargs.pop("propose_budgets"), "--propose-budgets")
@@ -110,41 +137,28 @@ def _fit_options(**kwargs):
 def fit(
     source: list[Path] = typer.Option([], "--source", help=_SOURCE_HELP),
     json_path: Path | None = typer.Option(None, "--json", help="Write every fitted number (with its CI) here."),
-    metric: str | None = typer.Option(None, help="Metric to fit (default: return, else success)."),
-    thresholds: str | None = typer.Option(None, help="Comma-separated thresholds J (default: 10%..80% of scale)."),
-    selection_threshold: float | None = typer.Option(None, help="J at which B*, eta* are chosen (default: highest)."),
-    bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples of the seeds."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap."),
-    interpolate: bool = typer.Option(False, "--interpolate", help="Interpolate crossings between log points."),
-    n_params: float | None = typer.Option(None, help="Critic parameter count N for compute (default: from runs)."),
-    delta: float = typer.Option(1e10, help="Data-to-compute conversion delta in F = C + delta * D."),
-    compute_k: float = typer.Option(10.0, help="k in C = k * sigma * B * N * D."),
-    heldout: int = typer.Option(1, help="Highest thresholds held out of the sigma*(F) fit."),
-    baseline_utd: float = typer.Option(2.0, help="sigma whose best (B, eta) is the baseline."),
-    propose_utds: str = typer.Option("0.5,1,2,4,8,16,32", help="sigma values to propose B*, eta* for."),
-    propose_budgets: str | None = typer.Option(None, help="Budgets F to propose sigma* for (default: 2x-100x F*)."),
-    step_start: int = typer.Option(5000, help="qscaled zips without a step column: step of row 0."),
-    step_interval: int = typer.Option(1000, help="qscaled zips without a step column: steps between rows."),
-    max_return: list[str] = typer.Option([], help="ENV=VALUE: normalise that env's returns to 1000 (repeatable)."),
+    metric: str | None = _METRIC,
+    thresholds: str | None = _THRESHOLDS,
+    selection_threshold: float | None = _SELECTION_THRESHOLD,
+    bootstrap: int = _BOOTSTRAP,
+    seed: int = _SEED,
+    interpolate: bool = _INTERPOLATE,
+    n_params: float | None = _N_PARAMS,
+    delta: float = _DELTA,
+    compute_k: float = _COMPUTE_K,
+    heldout: int = _HELDOUT,
+    baseline_utd: float = _BASELINE_UTD,
+    propose_utds: str = _PROPOSE_UTDS,
+    propose_budgets: str | None = _PROPOSE_BUDGETS,
+    step_start: int = _STEP_START,
+    step_interval: int = _STEP_INTERVAL,
+    max_return: list[str] = _MAX_RETURN,
 ) -> None:
     """Fit the scaling laws of SCALING.md to runs; print a summary and optionally write all numbers as JSON."""
+    flags = dict(locals())
     from scalerl.scaling.analysis import fit_all
 
-    options = _fit_options(
-        metric=metric,
-        thresholds=thresholds,
-        selection_threshold=selection_threshold,
-        num_bootstrap=bootstrap,
-        seed=seed,
-        interpolate=interpolate,
-        n_params=n_params,
-        delta=delta,
-        compute_k=compute_k,
-        heldout=heldout,
-        baseline_utd=baseline_utd,
-        propose_utds=propose_utds,
-        propose_budgets=propose_budgets,
-    )
+    options = _fit_options(flags)
     results = _load(source, step_start, step_interval, max_return)
     fits = fit_all(results, options)
     fits["sources"] = [os.path.abspath(s) for s in source]
@@ -152,8 +166,7 @@ def fit(
         typer.echo(line)
     if json_path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as f:
-            json.dump(fits, f, indent=1)
+        atomic_write_json(str(json_path), fits)
         typer.echo(f"wrote {os.path.abspath(json_path)}")
 
 
@@ -197,24 +210,25 @@ def report(
     source: list[Path] = typer.Option([], "--source", help=_SOURCE_HELP),
     out: Path = typer.Option(Path("scaling_report"), help="Directory for report.md and the PNG plots."),
     fits_path: Path | None = typer.Option(None, "--fits", help="Fits JSON from `scalerl fit --json` (else fit now)."),
-    metric: str | None = typer.Option(None, help="Metric to fit (default: return, else success)."),
-    thresholds: str | None = typer.Option(None, help="Comma-separated thresholds J (default: 10%..80% of scale)."),
-    selection_threshold: float | None = typer.Option(None, help="J at which B*, eta* are chosen (default: highest)."),
-    bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples of the seeds."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap."),
-    interpolate: bool = typer.Option(False, "--interpolate", help="Interpolate crossings between log points."),
-    n_params: float | None = typer.Option(None, help="Critic parameter count N for compute (default: from runs)."),
-    delta: float = typer.Option(1e10, help="Data-to-compute conversion delta in F = C + delta * D."),
-    compute_k: float = typer.Option(10.0, help="k in C = k * sigma * B * N * D."),
-    heldout: int = typer.Option(1, help="Highest thresholds held out of the sigma*(F) fit."),
-    baseline_utd: float = typer.Option(2.0, help="sigma whose best (B, eta) is the baseline."),
-    propose_utds: str = typer.Option("0.5,1,2,4,8,16,32", help="sigma values to propose B*, eta* for."),
-    propose_budgets: str | None = typer.Option(None, help="Budgets F to propose sigma* for (default: 2x-100x F*)."),
-    step_start: int = typer.Option(5000, help="qscaled zips without a step column: step of row 0."),
-    step_interval: int = typer.Option(1000, help="qscaled zips without a step column: steps between rows."),
-    max_return: list[str] = typer.Option([], help="ENV=VALUE: normalise that env's returns to 1000 (repeatable)."),
+    metric: str | None = _METRIC,
+    thresholds: str | None = _THRESHOLDS,
+    selection_threshold: float | None = _SELECTION_THRESHOLD,
+    bootstrap: int = _BOOTSTRAP,
+    seed: int = _SEED,
+    interpolate: bool = _INTERPOLATE,
+    n_params: float | None = _N_PARAMS,
+    delta: float = _DELTA,
+    compute_k: float = _COMPUTE_K,
+    heldout: int = _HELDOUT,
+    baseline_utd: float = _BASELINE_UTD,
+    propose_utds: str = _PROPOSE_UTDS,
+    propose_budgets: str | None = _PROPOSE_BUDGETS,
+    step_start: int = _STEP_START,
+    step_interval: int = _STEP_INTERVAL,
+    max_return: list[str] = _MAX_RETURN,
 ) -> None:
     """Write PNG plots and a markdown report (fitted laws, proposed hyper-parameters) for runs or a fits JSON."""
+    flags = dict(locals())
     from scalerl.scaling.analysis import choose_metric, fit_all
     from scalerl.scaling.report import write_report
     from scalerl.scaling.results import extract_curves
@@ -233,21 +247,7 @@ def report(
     if fits is None:
         if results is None:
             raise ScalerlError("--source or --fits: give the runs to fit or a fits JSON")
-        options = _fit_options(
-            metric=metric,
-            thresholds=thresholds,
-            selection_threshold=selection_threshold,
-            num_bootstrap=bootstrap,
-            seed=seed,
-            interpolate=interpolate,
-            n_params=n_params,
-            delta=delta,
-            compute_k=compute_k,
-            heldout=heldout,
-            baseline_utd=baseline_utd,
-            propose_utds=propose_utds,
-            propose_budgets=propose_budgets,
-        )
+        options = _fit_options(flags)
         fits = fit_all(results, options)
         fits["sources"] = [os.path.abspath(s) for s in source]
     curves, panels, line_keys = None, None, None
@@ -263,6 +263,5 @@ def report(
         curves = extract_curves(results, metric_name, sorted(set(varying) | set(panels)))
         line_keys = line_keys or [c for c in curves.configs.columns if c not in panels]
     path = write_report(fits, str(out), curves, panels, line_keys)
-    with open(os.path.join(out, "fits.json"), "w") as f:
-        json.dump(fits, f, indent=1)
+    atomic_write_json(os.path.join(out, "fits.json"), fits)
     typer.echo(f"wrote {os.path.abspath(path)} (plots and fits.json beside it)")

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from scalerl.atomic import save_figure
 from scalerl.scaling.results import Curves, format_value
 
 
@@ -27,9 +28,7 @@ def _grid(count: int, columns: int = 4, size: float = 3.2):
 
 def _save(figure, path: str) -> str:
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def _order(value) -> tuple:

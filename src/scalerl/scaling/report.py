@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from scalerl.atomic import atomic_write_text
 from scalerl.scaling import plots
 from scalerl.scaling.results import Curves, format_value
 
@@ -101,8 +102,7 @@ def write_report(
         for title, path in figures:
             lines += [f"### {title}", "", f"![{title}]({os.path.basename(path)})", ""]
     report_path = os.path.join(out_dir, "report.md")
-    with open(report_path, "w") as f:
-        f.write("\n".join(lines))
+    atomic_write_text(report_path, "\n".join(lines) + "\n")
     return report_path
 
 

@@ -30,10 +30,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
+from scalerl.atomic import atomic_write_json
 from scalerl.envs import ScalerlError
 from scalerl.scaling.spec import SweepSpec, Trial
 
@@ -42,23 +42,6 @@ TRIAL_FILE = "trial.json"
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def atomic_write_json(path: str, obj) -> None:
-    """Write JSON to a temporary file in the same directory, then rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(obj, f, indent=2, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def read_trial(trial_dir: str) -> dict | None:

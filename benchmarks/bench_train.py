@@ -26,9 +26,9 @@ import numpy as np
 
 from scalerl.agents import get_agent, sampler_config
 from scalerl.data import load_dataset
+from scalerl.offline.loop import create_agents, seed_keys, train_chunk
 from scalerl.overrides import build_config
 from scalerl.sampling import sample_batch
-from scalerl.train import create_agents, seed_keys, train_chunk
 
 CONFIGS = {
     "small": dict(hidden_dims=(256, 256), batch_size=256),

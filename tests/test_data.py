@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalerl.data import list_shards, load_arrays, load_dataset
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 
 def write_shard(path, episodes=3, length=5, obs_dim=2, action_dim=1, seed=0, **overrides):

@@ -12,13 +12,13 @@ import typer
 import typer.core
 
 from scalerl.demo import demo
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.generate.command import generate
 from scalerl.info import info
+from scalerl.offline.command import agent_help, evaluate_run, list_agents, train
+from scalerl.offline.presets import list_presets
 from scalerl.online.command import online
-from scalerl.presets import list_presets
 from scalerl.scaling.commands import fit, report, sweep
-from scalerl.train_command import agent_help, evaluate_run, list_agents, train
 
 
 class _AgentFieldsEpilog(typer.core.TyperCommand):

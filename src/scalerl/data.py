@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from scalerl.envs import ScalerlError, oracle_reps, parse_env_name
+from scalerl.envs import oracle_reps, parse_env_name
+from scalerl.errors import ScalerlError
 
 REQUIRED_KEYS = ("observations", "actions", "terminals")
 INFO_KEYS = ("qpos", "qvel", "button_states")

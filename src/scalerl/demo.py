@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 
 from scalerl.atomic import atomic_write_json, atomic_write_text, save_figure
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _agent_config(name: str, demo: DemoConfig):
 def run_demo(demo: DemoConfig, out: str, progress: bool = True) -> str:
     """Run the study into ``out``; returns the path of ``report.md``."""
     from scalerl.generate.shards import generate_dataset, plan_dataset
-    from scalerl.train import TrainConfig, train
+    from scalerl.offline.loop import TrainConfig, train
 
     os.makedirs(out, exist_ok=True)
     data_dir = os.path.join(out, "data")

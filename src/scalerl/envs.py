@@ -16,13 +16,15 @@ import dataclasses
 import os
 import warnings
 
+from scalerl.errors import ScalerlError
 
-def _default_mujoco_gl() -> None:
+
+def default_mujoco_gl() -> None:
     """Headless MuJoCo: render (videos only) through EGL, never a display - where EGL exists.
 
     ``MUJOCO_GL=egl`` on a machine without ``libEGL`` makes ``import mujoco`` itself fail (PyOpenGL finds no EGL
     platform), so there the variable is left alone and only video rendering is unavailable. A value the user set
-    always wins.
+    always wins. Called where an environment is built (before MuJoCo is first imported), never at import time.
     """
     import ctypes.util
 
@@ -30,13 +32,7 @@ def _default_mujoco_gl() -> None:
         os.environ["MUJOCO_GL"] = "egl"
 
 
-_default_mujoco_gl()
-
 DATASET_TYPES = ("play", "noisy", "navigate", "stitch", "explore")
-
-
-class ScalerlError(ValueError):
-    """A user-facing error whose message is one line naming the file, field or flag and what was expected."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +130,7 @@ def gym_make(env_id: str, **kwargs):
     """
     import tempfile
 
+    default_mujoco_gl()
     import gymnasium
     import ogbench  # noqa: F401  (registers the environments)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.generate.shards import sha256_file
 
 

@@ -13,7 +13,7 @@ import inspect
 import textwrap
 import typing
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 
 def check_sinks(tensorboard: bool, wandb_project: str | None) -> None:

@@ -23,7 +23,7 @@ from scalerl.agents.nsacbc import NSACBCAgent, NSACBCConfig
 from scalerl.agents.qrl import QRLAgent, QRLConfig
 from scalerl.agents.sacbc import SACBCAgent, SACBCConfig
 from scalerl.agents.sharsa import SHARSAAgent, SHARSAConfig
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.sampling import GoalSamplerConfig
 
 AGENTS: dict[str, tuple[type, type]] = {

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.generate.shards import generate_dataset, plan_dataset
 
 

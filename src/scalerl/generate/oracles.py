@@ -33,12 +33,8 @@ from collections import deque
 
 import numpy as np
 
-from scalerl.envs import (  # importing scalerl.envs sets MUJOCO_GL where EGL exists
-    TASKS,
-    ScalerlError,
-    TaskSpec,
-    gym_make,
-)
+from scalerl.envs import TASKS, TaskSpec, default_mujoco_gl, gym_make
+from scalerl.errors import ScalerlError
 
 # Manipulation noise scale per action dimension (x, y, z, yaw, gripper) for the Markov oracle, as in OGBench.
 MARKOV_NOISE_SCALE = np.array([1.0, 1.0, 1.0, 3.0, 10.0])
@@ -166,6 +162,7 @@ class EpisodeSource:
         seed: int,
         reuse_step_info: bool = True,
     ):
+        default_mujoco_gl()
         import ogbench  # noqa: F401  (registers the environments)
 
         self.task = TASKS[task_name]

@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from scalerl.envs import TASKS, ScalerlError
+from scalerl.envs import TASKS
+from scalerl.errors import ScalerlError
 from scalerl.generate.oracles import EpisodeSource, OracleParams, default_preset
 
 FORMAT = "scalerl-dataset/1"

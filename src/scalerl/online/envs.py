@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalerl.envs import ScalerlError
+from scalerl.envs import default_mujoco_gl
+from scalerl.errors import ScalerlError
 
 GYM_DOMAINS = (
     "Hopper",
@@ -38,6 +39,7 @@ def _drop_unknown_dm_control_fields() -> None:
     ``dm_control`` builds named indexers for every field listed in its generated size table and fails on the first
     one the installed ``mujoco`` no longer has; those fields (deformable flex bodies) are unused by the suite.
     """
+    default_mujoco_gl()
     import mujoco
     from dm_control.mujoco.wrapper.mjbindings import sizes
 
@@ -97,6 +99,7 @@ class GymEnv:
     """A Gymnasium MuJoCo environment with actions rescaled to ``[-1, 1]`` and float32 observations."""
 
     def __init__(self, env_id: str, max_episode_steps: int):
+        default_mujoco_gl()
         import gymnasium
 
         try:

@@ -41,11 +41,8 @@ import numpy as np
 from flax import struct
 
 from scalerl.atomic import atomic_write_json
-from scalerl.envs import ScalerlError
-from scalerl.online import buffer as replay
-from scalerl.online.envs import check_env_name, make_online_env
-from scalerl.online.sac import SACAgent, SACConfig
-from scalerl.train import (
+from scalerl.errors import ScalerlError
+from scalerl.offline.loop import (
     _append_jsonl,
     _truncate_jsonl,
     list_checkpoints,
@@ -53,6 +50,9 @@ from scalerl.train import (
     save_checkpoint,
     seed_keys,
 )
+from scalerl.online import buffer as replay
+from scalerl.online.envs import check_env_name, make_online_env
+from scalerl.online.sac import SACAgent, SACConfig
 
 
 @dataclasses.dataclass(frozen=True)

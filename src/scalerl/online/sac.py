@@ -24,7 +24,7 @@ import optax
 from flax import struct
 
 from scalerl import losses
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.networks import MLP, GaussianActor, default_init, ensemble
 
 

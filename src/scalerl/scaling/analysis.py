@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.scaling import data_efficiency as de
 from scalerl.scaling import hyperparams as hp
 from scalerl.scaling import model_size as ms

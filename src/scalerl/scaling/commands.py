@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from scalerl.atomic import atomic_write_json
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 
 def sweep(

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 ALIASES = {
     "env": ("env", "env_name", "environment", "task"),

@@ -36,7 +36,7 @@ import shutil
 import string
 import sys
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 KEYS = {
     "name": "sweep name (default: the file's stem)",

@@ -34,7 +34,7 @@ import threading
 import time
 
 from scalerl.atomic import atomic_write_json
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.scaling.spec import SweepSpec, Trial
 
 TRIAL_FILE = "trial.json"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.scaling.results import (
     extract_curves,
     load_qscaled_zip,
@@ -20,7 +20,7 @@ from scalerl.scaling.results import (
     load_wandb_csv,
 )
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "qscaled")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "qscaled")
 
 
 def _npy(array: np.ndarray) -> bytes:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 
 @dataclasses.dataclass(frozen=True)

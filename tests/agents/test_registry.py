@@ -20,7 +20,7 @@ import pytest
 
 from scalerl.agents import AGENTS, get_agent, sampler_config
 from scalerl.data import compact
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.sampling import GoalSamplerConfig, sample_batch
 
 OBS_DIM, GOAL_DIM, ACTION_DIM, BATCH = 5, 3, 2, 16

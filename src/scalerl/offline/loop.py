@@ -27,8 +27,8 @@ import numpy as np
 
 from scalerl.atomic import atomic_write_bytes, atomic_write_json
 from scalerl.data import Dataset
-from scalerl.envs import ScalerlError
-from scalerl.opex import OpexConfig, check_opex_supported, opex_sample_actions
+from scalerl.errors import ScalerlError
+from scalerl.offline.opex import OpexConfig, check_opex_supported, opex_sample_actions
 from scalerl.sampling import GoalSamplerConfig, sample_batch
 from scalerl.sinks import MetricSinks, check_sinks
 
@@ -152,7 +152,7 @@ def _policy(agents, observations, goals, key, opex=None):
 def make_policy_fn(agents, opex: OpexConfig | None = None):
     """``policy_fn(observations [S, E, obs], goals [S, E, goal], key) -> actions [S, E, A]``: one jitted call.
 
-    With ``opex``, each action is improved by a few gradient steps on the agent's critic (:mod:`scalerl.opex`).
+    With ``opex``, each action is improved by a few gradient steps on the agent's critic (:mod:`scalerl.offline.opex`).
     """
     return lambda observations, goals, key: _policy(agents, observations, goals, key, opex)
 
@@ -226,9 +226,9 @@ def run_evaluation(
 ) -> list[dict]:
     """OGBench-protocol evaluation of every seed's agent; one row per seed (videos of seed 0 into ``video_dir``).
 
-    With ``opex``, actions are improved at test time (:mod:`scalerl.opex`) and the rows record its settings.
+    With ``opex``, actions are improved at test time (:mod:`scalerl.offline.opex`) and the rows record its settings.
     """
-    from scalerl.evaluation import evaluate
+    from scalerl.offline.evaluation import evaluate
 
     num_seeds = jax.tree.leaves(agents)[0].shape[0]
     # The same evaluation episodes (start states and goals) at every step, so curves compare like with like.

@@ -15,7 +15,7 @@ from scalerl.scaling.crossings import bootstrap_crossings, first_crossings, isot
 from scalerl.scaling.estimates import estimate
 from scalerl.scaling.offline import final_values, fit_saturating_power_law
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "qscaled")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "qscaled")
 
 
 # Crossings ------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import dataclasses
 
 import typer
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 # --- Park et al. 2025 (horizon-reduction README, "Reproducing the main results") ---------------------------------
 

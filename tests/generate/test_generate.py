@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalerl.envs import TASKS, ScalerlError
+from scalerl.envs import TASKS
+from scalerl.errors import ScalerlError
 from scalerl.generate.oracles import EpisodeSource, _scene_block_visible, cells_at_distance, default_preset
 from scalerl.generate.shards import (
     DatasetPlan,

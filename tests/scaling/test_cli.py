@@ -10,10 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.scaling.commands import fit, report, sweep
 
-FAKE_TRAIN = os.path.join(os.path.dirname(__file__), "fixtures", "fake_train.py")
+FAKE_TRAIN = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "fake_train.py")
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_a_sweep_with_failures_exits_1_and_names_them(app, tmp_path):
     assert "1/2 trials done" in result.output and "failed: x=4 after 1 attempts: exit code 4" in result.output
 
 
-EXAMPLE_SWEEP = os.path.join(os.path.dirname(__file__), "..", "docs", "examples", "utd_sweep", "sweep")
+EXAMPLE_SWEEP = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "utd_sweep", "sweep")
 
 
 def test_fit_and_report_of_the_committed_online_utd_sweep(app, tmp_path):

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from scalerl.agents import AGENTS, sampler_config
 from scalerl.data import compact
-from scalerl.envs import ScalerlError
-from scalerl.opex import OpexConfig, check_opex_supported, improve_actions, supports_opex
+from scalerl.errors import ScalerlError
+from scalerl.offline.opex import OpexConfig, check_opex_supported, improve_actions, supports_opex
+from scalerl.offline.presets import PRESETS, format_table, preset_names, preset_values
 from scalerl.overrides import build_config, parse_overrides
-from scalerl.presets import PRESETS, format_table, preset_names, preset_values
 from scalerl.sampling import sample_batch
 
 OBS_DIM, GOAL_DIM, ACTION_DIM, BATCH = 5, 3, 2, 16
@@ -247,7 +247,7 @@ def test_opex_step_lengths_normalised_and_raw():
 
 
 def test_opex_raises_the_agents_q_and_leaves_its_weights_untouched():
-    from scalerl.train import make_policy_fn
+    from scalerl.offline.loop import make_policy_fn
 
     agent, batch = tiny_agent("gciql")
     agents = jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf, leaf]), agent)  # two seeds, as in training
@@ -340,7 +340,7 @@ def test_train_command_applies_the_preset_and_opex(monkeypatch, tmp_path):
         captured.update(config=config, agent_config=agent_config, opex=opex)
         return str(tmp_path)
 
-    monkeypatch.setattr("scalerl.train.train", fake_train)
+    monkeypatch.setattr("scalerl.offline.loop.train", fake_train)
     args = ["train", "--agent", "gciql", "--env", "pointmaze-medium-navigate", "--data", "D", "--out", str(tmp_path)]
     result = CliRunner().invoke(
         app, [*args, "--preset", "puzzle-4x5", "--agent.actor-loss", "awr", "--opex-steps", "2", "--opex-lr", "0.3"]

@@ -10,11 +10,11 @@ import textwrap
 
 import pytest
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 from scalerl.scaling.spec import load_spec, trial_name
 from scalerl.scaling.sweep import find_nan, read_trial, run_sweep, sweep_status
 
-FAKE_TRAIN = os.path.join(os.path.dirname(__file__), "fixtures", "fake_train.py")
+FAKE_TRAIN = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "fake_train.py")
 
 
 def write_spec(tmp_path, body: str, name: str = "sweep.toml") -> str:

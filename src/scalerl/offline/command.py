@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from scalerl.envs import ScalerlError
+from scalerl.errors import ScalerlError
 
 
 def agent_help() -> str:
@@ -55,11 +55,11 @@ def train(
     """Train an offline goal-conditioned agent. Set any agent field with --agent.FIELD VALUE (listed below)."""
     from scalerl.agents import get_agent
     from scalerl.envs import parse_env_name
-    from scalerl.opex import from_flags
+    from scalerl.offline.loop import TrainConfig
+    from scalerl.offline.loop import train as run_train
+    from scalerl.offline.opex import from_flags
+    from scalerl.offline.presets import preset_values
     from scalerl.overrides import build_config, parse_overrides
-    from scalerl.presets import preset_values
-    from scalerl.train import TrainConfig
-    from scalerl.train import train as run_train
 
     _, config_cls = get_agent(agent)
     parse_env_name(env)
@@ -113,15 +113,15 @@ def evaluate_run(
     from scalerl.agents import get_agent, sampler_config
     from scalerl.atomic import atomic_write_json
     from scalerl.data import load_dataset
-    from scalerl.opex import check_opex_supported, from_flags
-    from scalerl.overrides import build_config
-    from scalerl.train import (
+    from scalerl.offline.loop import (
         create_agents,
         list_checkpoints,
         restore_checkpoint,
         run_evaluation,
         seed_keys,
     )
+    from scalerl.offline.opex import check_opex_supported, from_flags
+    from scalerl.overrides import build_config
 
     config_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(config_path):

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scalerl.envs import ScalerlError, make_env
-from scalerl.evaluation import episode_seed, evaluate, reset_episode, summarise
+from scalerl.envs import make_env
+from scalerl.errors import ScalerlError
+from scalerl.offline.evaluation import episode_seed, evaluate, reset_episode, summarise
 
 ENV_NAME = "pointmaze-medium"
 

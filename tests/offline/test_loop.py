@@ -13,9 +13,8 @@ import pytest
 
 from scalerl.agents import AGENTS, get_agent, sampler_config
 from scalerl.data import compact
-from scalerl.envs import ScalerlError
-from scalerl.overrides import build_config, parse_overrides
-from scalerl.train import (
+from scalerl.errors import ScalerlError
+from scalerl.offline.loop import (
     create_agents,
     list_checkpoints,
     make_policy_fn,
@@ -24,6 +23,7 @@ from scalerl.train import (
     seed_keys,
     train_chunk,
 )
+from scalerl.overrides import build_config, parse_overrides
 
 TINY = ["--agent.hidden-dims", "16", "16", "--agent.batch-size", "8"]
 
@@ -164,7 +164,7 @@ def tiny_maze(tmp_path_factory):
 
 
 def loop_config(data, out, steps, **overrides):
-    from scalerl.train import TrainConfig
+    from scalerl.offline.loop import TrainConfig
 
     values = dict(
         agent="gciql",
@@ -183,7 +183,7 @@ def loop_config(data, out, steps, **overrides):
 
 @pytest.mark.integration
 def test_kill_and_resume_gives_identical_metrics(tiny_maze, tmp_path):
-    from scalerl.train import train
+    from scalerl.offline.loop import train
 
     config = tiny_config("gciql")
     train(loop_config(tiny_maze, tmp_path / "full", 60), config, progress=False)
@@ -230,7 +230,7 @@ def train_args(data, out, steps, extra=()):
 
 @pytest.mark.integration
 def test_resume_refuses_a_different_config_and_out_is_never_overwritten(tiny_maze, tmp_path):
-    from scalerl.train import train
+    from scalerl.offline.loop import train
 
     config = tiny_config("gciql")
     train(loop_config(tiny_maze, tmp_path / "run", 20), config, progress=False)
@@ -290,7 +290,7 @@ def test_tiny_end_to_end_generate_train_evaluate(tiny_maze, tmp_path):
 def test_missing_logging_package_is_a_one_line_error_before_anything_is_written(tmp_path):
     import importlib.util
 
-    from scalerl.train import TrainConfig, train
+    from scalerl.offline.loop import TrainConfig, train
 
     if importlib.util.find_spec("tensorboardX") is not None:
         pytest.skip("tensorboardX is installed")
@@ -304,7 +304,7 @@ def test_missing_logging_package_is_a_one_line_error_before_anything_is_written(
 
 @pytest.mark.integration
 def test_dataset_of_another_environment_leaves_no_run_directory(tiny_maze, tmp_path):
-    from scalerl.train import train
+    from scalerl.offline.loop import train
 
     config = loop_config(tiny_maze, tmp_path / "run", 10, env="puzzle-3x3-play")
     with pytest.raises(ScalerlError, match="observations have dimension 2 but puzzle-3x3-play expects 55"):

@@ -24,7 +24,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from scalerl.envs import ScalerlError, make_env
+from scalerl.envs import make_env
+from scalerl.errors import ScalerlError
 
 PolicyFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 

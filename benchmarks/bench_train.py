@@ -26,8 +26,9 @@ import numpy as np
 
 from scalerl.agents import get_agent, sampler_config
 from scalerl.data import load_dataset
-from scalerl.offline.loop import create_agents, seed_keys, train_chunk
+from scalerl.offline.loop import create_agents, train_chunk
 from scalerl.overrides import build_config
+from scalerl.runs import seed_keys
 from scalerl.sampling import sample_batch
 
 CONFIGS = {

@@ -1,6 +1,7 @@
 """Atomic writes: the target appears whole or not at all, and a failed write leaves the old file and no litter."""
 
 import json
+import os
 
 import pytest
 
@@ -13,6 +14,16 @@ def test_write_replaces_the_target_and_leaves_no_temporary_file(tmp_path):
     atomic_write_json(str(target), {"slope": -0.32})
     assert json.loads(target.read_text()) == {"slope": -0.32}
     assert [p.name for p in tmp_path.iterdir()] == ["fits.json"]
+
+
+def test_files_get_the_permissions_a_plain_open_gives(tmp_path):
+    """Not ``tempfile.mkstemp``'s private 0600: datasets and run directories are shared."""
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json(str(tmp_path / "manifest.json"), {})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "manifest.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_a_failed_write_keeps_the_old_target(tmp_path):

@@ -1,5 +1,6 @@
 """Goal-conditioned sampling against hand-computed cases and plain loops."""
 
+import dataclasses
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from scalerl.data import compact
+from scalerl.overrides import field_docs
 from scalerl.sampling import GoalSamplerConfig, draw_indices, future_indices, nstep_chunk, sample_batch
 
 
@@ -180,3 +182,15 @@ def test_bad_sampler_config_is_rejected():
         GoalSamplerConfig(value_p_curgoal=0.5, value_p_trajgoal=0.6, value_p_randomgoal=0.0)
     with pytest.raises(ValueError, match="goal_rep"):
         GoalSamplerConfig(goal_rep="pixels")
+
+
+def test_sampler_defaults_add_nothing_and_every_field_is_documented():
+    """The sampler's own defaults switch subgoals, n-step chunks and low-level goals off, whatever the agents' field
+    groups default to; every field keeps the docstring written once in its group."""
+    config = GoalSamplerConfig()
+    assert (config.subgoal_steps, config.nstep, config.low_discount, config.gc_negative) == (0, 1, 0.0, False)
+    assert config.value_geom_sample and config.actor_geom_sample and config.discount == 0.999
+    batch = sample_batch(jax.random.PRNGKey(0), make_dataset()[0], config, 8)
+    assert not {"low_goals", "action_chunks", "low_value_goals"} & set(batch)
+    docs = field_docs(GoalSamplerConfig)
+    assert all(docs.get(field.name) for field in dataclasses.fields(GoalSamplerConfig))

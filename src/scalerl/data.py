@@ -7,14 +7,14 @@ A dataset on disk is one or more ``.npz`` files with OGBench's keys::
 where every trajectory's last row has ``terminals == 1`` and no valid next state. In memory it becomes a
 :class:`Dataset` in OGBench's *compact* form: the next observation of row ``i`` is row ``i + 1`` when
 ``valids[i] == 1``, and ``traj_ends[i]`` is the index of the last row of ``i``'s trajectory, so every kind of goal
-and subgoal sampling is a gather (see :mod:`scalerl.sampling`).
+and subgoal sampling is a gather (see :mod:`scalerl.sampling`). Which files make up a dataset is
+:func:`scalerl.manifest.list_shards`'s business.
 
-Validation happens on load; each problem is a one-line :class:`~scalerl.envs.ScalerlError` naming the file.
+Validation happens on load; each problem is a one-line :class:`~scalerl.errors.ScalerlError` naming the file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ from flax import struct
 
 from scalerl.envs import oracle_reps, parse_env_name
 from scalerl.errors import ScalerlError
+from scalerl.manifest import list_shards
 
 REQUIRED_KEYS = ("observations", "actions", "terminals")
 INFO_KEYS = ("qpos", "qvel", "button_states")
@@ -37,7 +38,6 @@ class Dataset(struct.PyTreeNode):
     Attributes:
         observations: ``[N, obs_dim]`` float32.
         actions: ``[N, action_dim]`` float32 (the action of the last row of a trajectory is meaningless).
-        valids: ``[N]`` float32, 1 where row ``i + 1`` is the next state of row ``i``.
         traj_ends: ``[N]`` int32, index of the last row of the trajectory that contains row ``i``.
         valid_idxs: ``[M]`` int32, the rows with ``valids == 1`` (the transitions that can be sampled).
         oracle_reps: ``[N, goal_dim]`` float32 oracle goal representations, or ``None``.
@@ -45,7 +45,6 @@ class Dataset(struct.PyTreeNode):
 
     observations: jnp.ndarray
     actions: jnp.ndarray
-    valids: jnp.ndarray
     traj_ends: jnp.ndarray
     valid_idxs: jnp.ndarray
     oracle_reps: jnp.ndarray | None = None
@@ -60,52 +59,10 @@ class Dataset(struct.PyTreeNode):
         """Number of valid ``(s, a, s')`` transitions."""
         return int(self.valid_idxs.shape[0])
 
-
-def list_shards(path: str | os.PathLike, split: str = "train") -> list[str]:
-    """The shard files of a dataset, in order.
-
-    Args:
-        path: a directory of shards (scalerl's, with a ``manifest.json``, or any directory of OGBench ``.npz``
-            files) or a single ``.npz`` file (an official OGBench download such as ``puzzle-3x3-play-v0.npz``).
-        split: ``train`` or ``val`` (the ``-val.npz`` companions).
-
-    Returns:
-        Absolute paths of the shard files for the split.
-    """
-    if split not in ("train", "val"):
-        raise ScalerlError(f"split: expected 'train' or 'val', got '{split}'")
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        if split == "train":
-            return [os.path.abspath(path)]
-        val_path = path[: -len(".npz")] + "-val.npz" if path.endswith(".npz") else path + "-val.npz"
-        if not os.path.isfile(val_path):
-            raise ScalerlError(f"{val_path}: validation file not found (expected beside {os.path.basename(path)})")
-        return [os.path.abspath(val_path)]
-    if not os.path.isdir(path):
-        raise ScalerlError(f"{path}: no such dataset directory or .npz file")
-    manifest_path = os.path.join(path, "manifest.json")
-    if os.path.isfile(manifest_path):
-        try:
-            with open(manifest_path) as f:
-                manifest = json.load(f)
-            entries = manifest["shards"]
-            files = [entry["file"] if split == "train" else entry["val"]["file"] for entry in entries]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ScalerlError(f"{manifest_path}: unreadable manifest ({type(error).__name__}: {error})") from None
-        files = [os.path.join(path, name) for name in files]
-        missing = [name for name in files if not os.path.isfile(name)]
-        if missing:
-            raise ScalerlError(f"{missing[0]}: shard listed in manifest.json is missing ({len(missing)} missing)")
-    else:
-        names = sorted(name for name in os.listdir(path) if name.endswith(".npz"))
-        if split == "train":
-            files = [os.path.join(path, n) for n in names if not n.endswith("-val.npz")]
-        else:
-            files = [os.path.join(path, n) for n in names if n.endswith("-val.npz")]
-    if not files:
-        raise ScalerlError(f"{path}: no {split} .npz shards found")
-    return [os.path.abspath(name) for name in files]
+    @property
+    def valids(self) -> jnp.ndarray:
+        """``[N]`` float32, 1 where row ``i + 1`` is the next state of row ``i`` (computed; not kept on the device)."""
+        return (self.traj_ends != jnp.arange(self.size)).astype(jnp.float32)
 
 
 def read_shard(path: str, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -162,26 +119,18 @@ def _expected_obs_dim(env_name: str) -> int:
     return int(env.observation_space.shape[0])
 
 
-def load_arrays(
-    path: str | os.PathLike, split: str = "train", env_name: str | None = None, shards: Sequence[int] | None = None
-) -> dict[str, np.ndarray]:
+def load_arrays(path: str | os.PathLike, split: str = "train", env_name: str | None = None) -> dict[str, np.ndarray]:
     """Read and concatenate the shards of a dataset after validating each one.
 
     Args:
-        path: dataset directory or ``.npz`` file (see :func:`list_shards`).
+        path: dataset directory or ``.npz`` file (see :func:`scalerl.manifest.list_shards`).
         split: ``train`` or ``val``.
         env_name: when given, the observation dimension is checked against the environment.
-        shards: optional subset of shard positions to read (for datasets larger than memory).
 
     Returns:
         The concatenated arrays (OGBench's non-compact file layout).
     """
     files = list_shards(path, split)
-    if shards is not None:
-        try:
-            files = [files[i] for i in shards]
-        except IndexError:
-            raise ScalerlError(f"shards: index out of range for {len(files)} shards in {path}") from None
     expected_dim = _expected_obs_dim(env_name) if env_name is not None else None
     parts: list[dict[str, np.ndarray]] = []
     reference: tuple[str, dict[str, tuple]] | None = None
@@ -218,14 +167,12 @@ def compact(arrays: dict[str, np.ndarray], goal_reps: np.ndarray | None = None) 
     if ends.size == 0 or ends[-1] != rows - 1:
         raise ScalerlError("terminals: the last row must be terminal")
     traj_ends = ends[np.searchsorted(ends, np.arange(rows))].astype(np.int32)
-    valids = (~terminals).astype(np.float32)
-    valid_idxs = np.flatnonzero(valids).astype(np.int32)
+    valid_idxs = np.flatnonzero(~terminals).astype(np.int32)
     if valid_idxs.size == 0:
         raise ScalerlError("dataset has no valid transitions (every trajectory has a single state)")
     return Dataset(
         observations=jnp.asarray(arrays["observations"], dtype=jnp.float32),
         actions=jnp.asarray(arrays["actions"], dtype=jnp.float32),
-        valids=jnp.asarray(valids),
         traj_ends=jnp.asarray(traj_ends),
         valid_idxs=jnp.asarray(valid_idxs),
         oracle_reps=None if goal_reps is None else jnp.asarray(goal_reps, dtype=jnp.float32),
@@ -236,7 +183,6 @@ def load_dataset(
     path: str | os.PathLike,
     env_name: str | None = None,
     split: str = "train",
-    shards: Sequence[int] | None = None,
     check_obs_dim: bool = True,
 ) -> Dataset:
     """Load a dataset directory or file into a compact :class:`Dataset`.
@@ -246,11 +192,10 @@ def load_dataset(
         env_name: e.g. ``puzzle-3x3-play-oraclerep``; with ``-oraclerep`` the oracle representations are added
             (maze: xy, cube: scaled cube positions, puzzle: button states, scene: OGBench's definition).
         split: ``train`` or ``val``.
-        shards: optional subset of shard positions.
         check_obs_dim: check the observation dimension against the environment (needs ``env_name``).
     """
     parsed = parse_env_name(env_name) if env_name is not None else None  # fail on a bad name before any I/O
-    arrays = load_arrays(path, split, env_name if (env_name and check_obs_dim) else None, shards)
+    arrays = load_arrays(path, split, env_name if (env_name and check_obs_dim) else None)
     reps = None
     if parsed is not None and parsed.oraclerep:
         if "qpos" not in arrays:

@@ -118,7 +118,8 @@ def write_report(demo: DemoConfig, out: str, timings: dict[str, float]) -> str:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from scalerl.plots import read_jsonl, seed_mean
+    from scalerl.plots import seed_mean
+    from scalerl.runs import read_jsonl
 
     fig, (ax_loss, ax_eval, ax_bar) = plt.subplots(1, 3, figsize=(15, 4))
     rows = []

@@ -1,4 +1,4 @@
-"""OGBench task registry and environment construction.
+"""OGBench tasks for data generation and evaluation: the task table, name parsing and environment construction.
 
 Every task scalerl knows is a row of :data:`TASKS`: its OGBench environment id, its family (which decides the
 scripted oracle and the oracle goal representation) and the dataset types it supports. ``make_env`` accepts the

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from scalerl.errors import ScalerlError
-from scalerl.generate.shards import sha256_file
+from scalerl.manifest import list_shards, read_manifest, sha256_file
 
 
 def _shard_summary(path: str) -> dict:
@@ -37,19 +37,10 @@ def summarize(path: str, verify: bool = True) -> dict:
         ``manifest`` (``complete`` / ``incomplete: N missing shards`` / ``checksum mismatch: FILES`` /
         ``absent``) and the manifest's task and type when present.
     """
-    from scalerl.data import list_shards
-
     if not os.path.exists(path):
         raise ScalerlError(f"{path}: no such dataset directory or .npz file")
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    manifest_path = os.path.join(directory, "manifest.json")
-    manifest = None
-    if os.path.isdir(path) and os.path.isfile(manifest_path):
-        try:
-            with open(manifest_path) as f:
-                manifest = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ScalerlError(f"{manifest_path}: not valid JSON ({error})") from None
+    manifest = read_manifest(directory) if os.path.isdir(path) else None
     summary: dict = dict(path=os.path.abspath(path), task=None, dataset_type=None)
     if manifest is not None:
         status, missing, mismatched, files, val_files = _check_manifest(directory, manifest, verify)

@@ -38,6 +38,11 @@ def field_docs(config_cls: type) -> dict[str, str]:
     return docs
 
 
+def field_help(config_cls: type) -> dict[str, str]:
+    """Each field's docstring as ``--help`` text: code quoted as `x` rather than reStructuredText's ``x``."""
+    return {name: doc.replace("``", "`") for name, doc in field_docs(config_cls).items()}
+
+
 def _parse_scalar(kind, text: str, flag: str):
     if kind is bool:
         lowered = text.lower()
@@ -101,16 +106,21 @@ def parse_overrides(config_cls: type, args: list[str], prefix: str = "--agent.")
 
 
 def build_config(config_cls: type, overrides: dict):
-    """Instantiate ``config_cls`` with overrides; a validation error becomes a one-line ScalerlError."""
+    """Instantiate ``config_cls`` with overrides; a validation error becomes a one-line ScalerlError.
+
+    A :class:`ScalerlError` raised by the config itself already names its flag and is passed on unchanged.
+    """
     try:
         return config_cls(**overrides)
+    except ScalerlError:
+        raise
     except (ValueError, TypeError) as error:
         raise ScalerlError(f"--agent: invalid {config_cls.__name__}: {error}") from None
 
 
 def describe(config_cls: type, prefix: str = "--agent.") -> str:
     """One line per field: flag, type, default and its docstring (used in ``--help``)."""
-    docs = field_docs(config_cls)
+    docs = field_help(config_cls)
     types = _field_types(config_cls)
     lines = []
     for f in dataclasses.fields(config_cls):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import matplotlib
@@ -12,14 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from scalerl.atomic import save_figure  # noqa: E402
-
-
-def read_jsonl(path: str) -> list[dict]:
-    """Rows of a JSONL file (empty list if absent)."""
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+from scalerl.runs import EVAL_FILE, METRICS_FILE, read_jsonl  # noqa: E402
 
 
 def seed_mean(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,8 +27,8 @@ def seed_mean(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def plot_run(run_dir: str, path: str | None = None) -> str:
     """Plot every loss key of ``metrics.jsonl`` (train and val) and the success of ``eval.jsonl``; returns the PNG."""
-    metrics = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
-    evals = read_jsonl(os.path.join(run_dir, "eval.jsonl"))
+    metrics = read_jsonl(os.path.join(run_dir, METRICS_FILE))
+    evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
     keys = sorted({k for row in metrics for k in row if k.startswith("train/") and k.endswith("loss")})
     panels = keys + (["success"] if evals else [])
     cols = min(4, max(1, len(panels)))

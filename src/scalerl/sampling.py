@@ -27,17 +27,9 @@ from scalerl.data import Dataset
 
 
 @dataclasses.dataclass(frozen=True)
-class GoalSamplerConfig:
-    """How batches are drawn. Every agent config carries one (its defaults follow the agent's paper)."""
+class ActorGoalConfig:
+    """Where actor (policy) goals come from, the discount and the goal representation: fields of every agent config."""
 
-    value_p_curgoal: float = 0.2
-    """Probability that a value goal is the current state."""
-    value_p_trajgoal: float = 0.5
-    """Probability that a value goal is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.3
-    """Probability that a value goal is a random dataset state."""
-    value_geom_sample: bool = True
-    """Draw trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
     actor_p_curgoal: float = 0.0
     """Probability that an actor goal is the current state."""
     actor_p_trajgoal: float = 0.5
@@ -45,20 +37,81 @@ class GoalSamplerConfig:
     actor_p_randomgoal: float = 0.5
     """Probability that an actor goal is a random dataset state."""
     actor_geom_sample: bool = True
-    """Draw trajectory actor goals with geometric offsets (True) or uniformly."""
+    """Draw same-trajectory actor goals with geometric offsets (True; mean ``1 / (1 - discount)`` steps) or uniformly
+    over the rest of the trajectory."""
     discount: float = 0.999
-    """Discount; also the parameter of geometric goal offsets (success probability ``1 - discount``)."""
-    gc_negative: bool = False
-    """Use rewards ``success - 1`` (0 at the goal, -1 elsewhere) instead of ``success`` (1 at the goal)."""
-    subgoal_steps: int = 0
-    """If > 0, add subgoals this many steps ahead (``low_goals``, ``actor_subgoals``, ``subgoal_*``)."""
-    nstep: int = 1
-    """If > 1, add n-step chunks (``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ...)."""
-    low_discount: float = 0.0
-    """If > 0, add low-level value goals (``low_value_goals``, ``low_value_rewards``, ``low_value_masks``): drawn with
-    the value_p_* probabilities and geometric offsets of this discount (double SHARSA's low-level SARSA)."""
+    """Discount factor per environment step (a k-step transition is discounted by ``discount ** k``); also the
+    parameter of geometric goal offsets (success probability ``1 - discount``), its only role in agents without a
+    value."""
     goal_rep: str = "observation"
-    """``observation`` (goals are full states) or ``oracle`` (goals are the dataset's oracle representations)."""
+    """Goal (and subgoal) representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle
+    representations)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueGoalConfig(ActorGoalConfig):
+    """Where value goals come from: fields of every agent config with a value or a critic."""
+
+    value_p_curgoal: float = 0.2
+    """Probability that a value goal is the current state."""
+    value_p_trajgoal: float = 0.5
+    """Probability that a value goal is a future state of the same trajectory."""
+    value_p_randomgoal: float = 0.3
+    """Probability that a value goal is a random dataset state."""
+    value_geom_sample: bool = False
+    """Draw same-trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardConfig:
+    """The reward convention of agents that regress on rewards."""
+
+    gc_negative: bool = False
+    """Use rewards ``1(s == g) - 1`` (0 at the goal, -1 elsewhere) instead of ``1(s == g)``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SubgoalConfig:
+    """The subgoal distance of hierarchical agents."""
+
+    subgoal_steps: int = 25
+    """Steps between a state and its subgoal (the horizon reduction factor; 25 for puzzles, 50 for cube-octuple and
+    humanoidmaze in Park et al. 2025). If > 0 the sampler adds subgoals this many steps ahead (``low_goals``,
+    ``actor_subgoals``, ``subgoal_*``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NStepConfig:
+    """The return length of n-step agents."""
+
+    nstep: int = 25
+    """Steps of the return before bootstrapping (an n-step transition is discounted by ``discount ** n``; the paper's
+    ``subgoal_steps`` flag: 25 for puzzles, 50 for cube-octuple and humanoidmaze). If > 1 the sampler adds n-step
+    chunks (``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LowGoalConfig:
+    """The low-level value goals of double SHARSA."""
+
+    low_discount: float = 0.0
+    """Discount of the low-level value, also the parameter of its geometric goal offsets (double SHARSA resolves 0 to
+    ``1 - 1 / subgoal_steps``). If > 0 the sampler adds low-level value goals (``low_value_goals``,
+    ``low_value_rewards``, ``low_value_masks``), drawn with the ``value_p_*`` probabilities and geometric offsets."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalSamplerConfig(LowGoalConfig, NStepConfig, SubgoalConfig, RewardConfig, ValueGoalConfig):
+    """How batches are drawn: every field group above, with no subgoals, one-step transitions and geometric value goals
+    by default.
+
+    Every agent config inherits the groups it uses, with its paper's defaults; :func:`scalerl.agents.sampler_config`
+    turns one into a sampler config (the groups it lacks keep the defaults here).
+    """
+
+    value_geom_sample: bool = True
+    subgoal_steps: int = 0
+    nstep: int = 1
 
     def __post_init__(self):
         for prefix in ("value", "actor"):

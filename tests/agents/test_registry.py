@@ -4,12 +4,9 @@ Parametrised over :data:`scalerl.agents.AGENTS`, so registering an agent adds it
 oracle representation while observations have 5 dimensions, so goal/observation shape mix-ups fail.
 """
 
-import ast
 import dataclasses
 import inspect
-import itertools
 import os
-import textwrap
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -19,33 +16,12 @@ import numpy as np
 import pytest
 
 from scalerl.agents import AGENTS, get_agent, sampler_config
-from scalerl.data import compact
 from scalerl.errors import ScalerlError
+from scalerl.overrides import field_docs
 from scalerl.sampling import GoalSamplerConfig, sample_batch
+from tests.agents.tiny import ACTION_DIM, BATCH, GOAL_DIM, random_dataset, tiny_config
 
-OBS_DIM, GOAL_DIM, ACTION_DIM, BATCH = 5, 3, 2, 16
 TINY = {"hidden_dims": (16, 16), "batch_size": BATCH, "num_samples": 4, "flow_steps": 3, "subgoal_steps": 3, "nstep": 3}
-
-
-def tiny_config(config_cls, **overrides):
-    """The agent's defaults with small networks and batches (only fields the config has are set)."""
-    names = {field.name for field in dataclasses.fields(config_cls)}
-    values = {**TINY, "goal_rep": "oracle", **overrides}
-    return config_cls(**{name: value for name, value in values.items() if name in names})
-
-
-def random_dataset(seed, trajectories=6, length=20):
-    """Random trajectories with 5-dim observations, 3-dim oracle goals and actions in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    rows = trajectories * length
-    terminals = np.zeros(rows, np.float32)
-    terminals[length - 1 :: length] = 1.0
-    arrays = {
-        "observations": rng.normal(size=(rows, OBS_DIM)).astype(np.float32),
-        "actions": rng.uniform(-1, 1, size=(rows, ACTION_DIM)).astype(np.float32),
-        "terminals": terminals,
-    }
-    return compact(arrays, goal_reps=rng.normal(size=(rows, GOAL_DIM)).astype(np.float32))
 
 
 @pytest.fixture(scope="module", params=sorted(AGENTS))
@@ -53,7 +29,7 @@ def stepped(request):
     """Two seeds created (vmapped, as the training loop does); the first updated once, asked for actions, values and
     the loss on a validation batch. One compile per agent and function."""
     agent_cls, config_cls = AGENTS[request.param]
-    config = tiny_config(config_cls)
+    config = tiny_config(config_cls, TINY)
     sampler = sampler_config(config)
     batch = sample_batch(jax.random.PRNGKey(0), random_dataset(0), sampler, BATCH)
     val_batch = sample_batch(jax.random.PRNGKey(1), random_dataset(1), sampler, BATCH)
@@ -100,33 +76,33 @@ def test_get_agent_unknown_name_lists_known_ones():
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
 def test_config_is_flat_frozen_and_documented(name):
+    """Every field, written in the config or inherited from a shared base, has a docstring for ``--help``."""
     _, config_cls = AGENTS[name]
     config = config_cls()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.batch_size = 1
-    body = ast.parse(textwrap.dedent(inspect.getsource(config_cls))).body[0].body
-    documented = {
-        node.target.id
-        for node, following in itertools.pairwise(body)
-        if isinstance(node, ast.AnnAssign)
-        and isinstance(following, ast.Expr)
-        and isinstance(following.value.value, str)
-    }
-    undocumented = {field.name for field in dataclasses.fields(config_cls)} - documented
+    docs = field_docs(config_cls)
+    undocumented = {field.name for field in dataclasses.fields(config_cls)} - {k for k, v in docs.items() if v}
     assert not undocumented, f"{config_cls.__name__} fields without a docstring: {sorted(undocumented)}"
     assert all(isinstance(getattr(config, f.name), (bool, int, float, str, tuple)) for f in dataclasses.fields(config))
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
-def test_sampler_config_takes_the_agents_own_fields(name):
+def test_sampler_config_carries_the_agents_values(name):
+    """The sampler config built from an agent's config has the agent's value of every sampling field it has (also
+    when set away from the default), and the sampler's defaults for the field groups it does not use."""
     _, config_cls = AGENTS[name]
     config = config_cls()
-    sampler = sampler_config(config)
-    assert isinstance(sampler, GoalSamplerConfig)
-    shared = [f.name for f in dataclasses.fields(GoalSamplerConfig) if hasattr(config, f.name)]
-    assert "goal_rep" in shared and "discount" in shared
-    for field in shared:
-        assert getattr(sampler, field) == getattr(config, field)
+    own = {field.name for field in dataclasses.fields(config_cls)}
+    assert {"goal_rep", "discount", "actor_p_curgoal", "actor_p_trajgoal", "actor_p_randomgoal"} <= own
+    sampler_defaults = GoalSamplerConfig()
+    for changed in (config, dataclasses.replace(config, discount=0.95, goal_rep="oracle", actor_geom_sample=False)):
+        sampler = sampler_config(changed)
+        assert isinstance(sampler, GoalSamplerConfig)
+        for field in dataclasses.fields(GoalSamplerConfig):
+            expected = getattr(changed, field.name) if field.name in own else getattr(sampler_defaults, field.name)
+            assert getattr(sampler, field.name) == expected, f"{name}: {field.name}"
+    assert sampler_config(dataclasses.replace(config, discount=0.95)).discount == 0.95
     assert config.batch_size == 1024
 
 
@@ -236,7 +212,7 @@ def test_sharsa_value_subgoal_is_the_goal_once_reached():
 
 def test_sharsa_rejection_sampling_keeps_the_best_proposal():
     agent_cls, config_cls = AGENTS["sharsa"]
-    config = tiny_config(config_cls, num_samples=6)
+    config = tiny_config(config_cls, TINY, num_samples=6)
     batch = sample_batch(jax.random.PRNGKey(0), random_dataset(0), sampler_config(config), BATCH)
     agent = jax.jit(lambda key: agent_cls.create(key, batch, config))(jax.random.PRNGKey(1))
     observations, goals, key = batch["observations"], batch["actor_goals"], jax.random.PRNGKey(2)

@@ -3,7 +3,6 @@ counts, resume after a crash (including a real SIGKILL), OGBench loading, the ma
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,16 +18,8 @@ import pytest
 from scalerl.envs import TASKS
 from scalerl.errors import ScalerlError
 from scalerl.generate.oracles import EpisodeSource, _scene_block_visible, cells_at_distance, default_preset
-from scalerl.generate.shards import (
-    DatasetPlan,
-    generate_dataset,
-    parse_size,
-    plan_dataset,
-    read_manifest,
-    sha256_file,
-    write_manifest,
-    write_npz,
-)
+from scalerl.generate.shards import DatasetPlan, generate_dataset, parse_size, plan_dataset, write_npz
+from scalerl.manifest import read_manifest, sha256_file
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -235,17 +226,6 @@ def test_write_npz_is_deterministic_and_loadable(tmp_path):
     with np.load(tmp_path / "a.npz") as loaded:
         assert list(loaded.files) == ["observations", "terminals"]
         np.testing.assert_array_equal(loaded["observations"], arrays["observations"])
-    assert sha256_file(tmp_path / "a.npz") == hashlib.sha256((tmp_path / "a.npz").read_bytes()).hexdigest()
-
-
-def test_manifest_helpers(tmp_path):
-    assert read_manifest(tmp_path) is None
-    write_manifest(tmp_path, {"format": "scalerl-dataset/1", "shards": []})
-    assert read_manifest(tmp_path) == {"format": "scalerl-dataset/1", "shards": []}
-    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]  # no temporary file left
-    (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(ScalerlError, match="manifest.json"):
-        read_manifest(tmp_path)
 
 
 def test_cli_bad_input_is_one_line_and_touches_nothing(tmp_path, monkeypatch, capsys):

@@ -14,16 +14,9 @@ import pytest
 from scalerl.agents import AGENTS, get_agent, sampler_config
 from scalerl.data import compact
 from scalerl.errors import ScalerlError
-from scalerl.offline.loop import (
-    create_agents,
-    list_checkpoints,
-    make_policy_fn,
-    restore_checkpoint,
-    save_checkpoint,
-    seed_keys,
-    train_chunk,
-)
+from scalerl.offline.loop import create_agents, make_policy_fn, train_chunk
 from scalerl.overrides import build_config, parse_overrides
+from scalerl.runs import list_checkpoints, restore_checkpoint, save_checkpoint, seed_keys
 
 TINY = ["--agent.hidden-dims", "16", "16", "--agent.batch-size", "8"]
 
@@ -101,23 +94,6 @@ def test_fused_vmapped_and_restored_agents_are_equivalent(name, tmp_path):
     key = jax.random.PRNGKey(3)
     expected = make_policy_fn(fused)(observations, observations, key)
     np.testing.assert_array_equal(make_policy_fn(restored)(observations, observations, key), expected)
-
-
-def test_checkpoints_are_pruned_and_temp_files_ignored(tmp_path):
-    agents, *_ = setup("fbc")
-    for step in (1, 2, 3):
-        save_checkpoint(str(tmp_path), step, agents, keep=2)
-    (tmp_path / "checkpoints" / "step_00000004.msgpack.tmp-1").write_bytes(b"partial")
-    assert [step for step, _ in list_checkpoints(str(tmp_path))] == [2, 3]
-
-
-def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
-    agents, *_ = setup("fbc")
-    path = save_checkpoint(str(tmp_path), 1, agents, keep=2)
-    with open(path, "r+b") as f:
-        f.truncate(100)
-    with pytest.raises(ScalerlError, match="unreadable checkpoint"):
-        restore_checkpoint(path, agents)
 
 
 def test_bad_agent_overrides_are_one_line_errors():

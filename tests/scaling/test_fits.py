@@ -268,7 +268,7 @@ def dmc_fits():
 
 
 def test_dmc_shared_slopes_match_the_published_values(dmc_fits):
-    """SCALING.md section 7: shared slopes at J = 800 with 100 bootstrap resamples: eta -0.3203, B -0.4879."""
+    """docs/scaling.md, Checks: shared slopes at J = 800 with 100 bootstrap resamples: eta -0.3203, B -0.4879."""
     hyper = dmc_fits["online"]["hyperparams"]
     lr_slope, batch_slope = hyper["lr"]["shared"]["slope"], hyper["batch_size"]["shared"]["slope"]
     assert dmc_fits["online"]["selection_threshold"] == 800

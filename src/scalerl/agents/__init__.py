@@ -1,9 +1,10 @@
 """The agent registry: one line per agent, ``name: (agent class, config class)``.
 
-Every agent module defines a frozen config dataclass (flat: its own hyper-parameters plus the
-:class:`~scalerl.sampling.GoalSamplerConfig` fields it needs, with the agent's defaults, and ``batch_size``) and a
-``flax.struct.PyTreeNode`` agent with ``create``, ``total_loss``, ``update`` and ``sample_actions``; value-based agents
-add ``value`` (and ``q_value``). Adding an agent is one entry in :data:`AGENTS`.
+Every agent module defines a frozen config dataclass and a ``flax.struct.PyTreeNode`` agent with ``create``,
+``total_loss``, ``update`` and ``sample_actions``; value-based agents add ``value`` (and ``q_value``). A config is
+flat: it inherits the shared fields (:mod:`scalerl.agents.config`) and the goal-sampling field groups of
+:mod:`scalerl.sampling` it uses, with the agent's defaults, and adds its own hyper-parameters. Adding an agent is one
+entry in :data:`AGENTS`.
 """
 
 from __future__ import annotations
@@ -51,14 +52,15 @@ def get_agent(name: str) -> tuple[type, type]:
 
 
 def sampler_config(agent_config) -> GoalSamplerConfig:
-    """The sampler configuration of an agent: every ``GoalSamplerConfig`` field the agent config also has.
+    """The sampler configuration of an agent: the values of the goal-sampling fields its config inherits.
 
-    Fields the agent does not define keep the sampler's defaults.
+    The field groups a config does not inherit (e.g. ``subgoal_steps`` for a flat agent) keep the sampler's defaults.
     """
-    sampler_fields = {field.name for field in dataclasses.fields(GoalSamplerConfig)}
-    values = {
-        field.name: getattr(agent_config, field.name)
-        for field in dataclasses.fields(agent_config)
-        if field.name in sampler_fields
-    }
-    return GoalSamplerConfig(**values)
+    names = {field.name for field in dataclasses.fields(agent_config)}
+    return GoalSamplerConfig(
+        **{
+            field.name: getattr(agent_config, field.name)
+            for field in dataclasses.fields(GoalSamplerConfig)
+            if field.name in names
+        }
+    )

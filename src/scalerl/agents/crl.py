@@ -28,23 +28,27 @@ import optax
 from flax import struct
 
 from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer
+from scalerl.agents.config import AgentConfig
 from scalerl.networks import BilinearValue, GaussianActor, bilinear_logits
+from scalerl.sampling import ValueGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class CRLConfig:
-    """Hyper-parameters of CRL (defaults: Park et al. 2025; OGBench uses 512x3 networks, discount 0.99, alpha 0.1)."""
+class CRLConfig(ValueGoalConfig, AgentConfig):
+    """Hyper-parameters of CRL (defaults: Park et al. 2025; OGBench uses 512x3 networks, discount 0.99, alpha 0.1).
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update (also the number of contrastive candidates per row)."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of the phi, psi and actor MLPs."""
+    ``batch_size`` is also the number of contrastive candidates per row; the critic's goals are the value goals.
+    """
+
+    value_p_curgoal: float = 0.0
+    value_p_trajgoal: float = 1.0
+    """Probability that a critic goal is a future state of the same trajectory (the positive pairs)."""
+    value_p_randomgoal: float = 0.0
+    value_geom_sample: bool = True
+    """Draw critic goals with geometric offsets (the discounted occupancy) or uniformly."""
     latent_dim: int = 1024
     """Size of the representations phi and psi."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation of phi and psi."""
     actor_layer_norm: bool = True
     """Layer norm in the actor too (Park et al. 2025; OGBench's actor has none)."""
     contrastive_loss: str = "binary"
@@ -57,26 +61,6 @@ class CRLConfig:
     """Fix the actor's standard deviation to 1 (DDPG+BC then uses the mean action)."""
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action)."""
-    value_p_curgoal: float = 0.0
-    """Probability that a critic goal is the current state."""
-    value_p_trajgoal: float = 1.0
-    """Probability that a critic goal is a future state of the same trajectory (the positive pairs)."""
-    value_p_randomgoal: float = 0.0
-    """Probability that a critic goal is a random dataset state."""
-    value_geom_sample: bool = True
-    """Draw critic goals with geometric offsets (the discounted occupancy) or uniformly."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 0.5
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.5
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.999
-    """Discount of the occupancy the critic estimates (the parameter of geometric goal offsets)."""
-    goal_rep: str = "observation"
-    """Goal representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle representations)."""
 
     def __post_init__(self):
         if self.contrastive_loss not in ("binary", "symmetric"):
@@ -139,7 +123,7 @@ class CRLAgent(struct.PyTreeNode):
         return cls(
             rng=rng,
             params=params,
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             config=config,
         )
@@ -198,10 +182,7 @@ class CRLAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[CRLAgent, dict]:
         """One Adam step on :meth:`total_loss`. Pure; the training loop jits it."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        info["grad/norm"] = losses.global_norm(grads)
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
         return self.replace(rng=rng, params=params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

@@ -1,9 +1,10 @@
 """Double SHARSA: SHARSA plus a low-level SARSA value and critic that choose the low-level action.
 
 "Horizon Reduction Makes RL Scalable" (Park et al. 2025). The high level is SHARSA's (:mod:`scalerl.agents.sharsa`,
-reused by import): a subgoal-level SARSA value/critic and two flow BC policies, with subgoals rejection-sampled by
-the high-level critic. Double SHARSA adds a one-step SARSA value and critic toward nearby goals ``w`` in the goal
-representation, drawn geometrically with the low-level discount ``gamma_l = 1 - 1 / k`` (``k = subgoal_steps``)::
+whose agent and config this module subclasses): a subgoal-level SARSA value/critic and two flow BC policies, with
+subgoals rejection-sampled by the high-level critic. Double SHARSA adds a one-step SARSA value and critic toward
+nearby goals ``w`` in the goal representation, drawn geometrically with the low-level discount ``gamma_l = 1 - 1 / k``
+(``k = subgoal_steps``)::
 
     high value:  L(V)   = E[ BCE(V(s, g), agg_j sigmoid(Qbar_j(s, w_t, g))) ]                (w_t: dataset subgoal)
     high critic: L(Q_j) = E[ BCE(Q_j(s, w_t, g), R_t + gamma^{k_t} m_t sigmoid(V(s_{t+k}, g))) ]      (as SHARSA)
@@ -22,83 +23,30 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from scalerl import losses
 from scalerl.agents import sharsa
-from scalerl.agents.sacbc import aggregate
-from scalerl.agents.sharsa import SHARSAAgent
+from scalerl.agents.common import optimizer
+from scalerl.agents.sharsa import SHARSAAgent, SHARSAConfig, sarsa_value_loss
 from scalerl.networks import GCValue, euler_sample
+from scalerl.sampling import LowGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class DSHARSAConfig:
-    """Hyper-parameters of double SHARSA (defaults: Park et al. 2025, tuned on puzzle-4x5)."""
+class DSHARSAConfig(LowGoalConfig, SHARSAConfig):
+    """Hyper-parameters of double SHARSA: SHARSA's plus ``low_discount`` (defaults: Park et al. 2025, tuned on
+    puzzle-4x5).
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of both values, both critics and both flow policies."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation."""
-    tau: float = 0.005
-    """Polyak rate of both target critics."""
-    q_agg: str = "min"
-    """How the two target critic heads are combined in the value targets: ``min`` or ``mean`` (humanoidmaze)."""
-    flow_steps: int = 10
-    """Euler steps when sampling subgoals and actions."""
-    num_samples: int = 32
-    """Subgoals, and then actions, drawn per step; the one with the highest Q is kept at each level."""
-    value_p_curgoal: float = 0.2
-    """Probability that a value goal (either level) is the current state."""
-    value_p_trajgoal: float = 0.5
-    """Probability that a value goal (either level) is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.3
-    """Probability that a value goal (either level) is a random dataset state."""
-    value_geom_sample: bool = False
-    """Draw same-trajectory high-level value goals with geometric offsets (True) or uniformly (low level: always
-    geometric with ``low_discount``)."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 0.5
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.5
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.999
-    """Discount factor per environment step of the high level (a subgoal transition is discounted by discount**k)."""
-    low_discount: float = 0.0
-    """Discount of the low-level value, also the parameter of its geometric goals; 0 means ``1 - 1 / subgoal_steps``."""
-    subgoal_steps: int = 25
-    """Steps between a state and its subgoal (the horizon reduction factor)."""
-    goal_rep: str = "observation"
-    """Goal (and subgoal) representation: ``observation`` (full states) or ``oracle`` (oracle representations)."""
+    ``low_discount = 0`` (the default) resolves to ``1 - 1 / subgoal_steps``; the low-level value goals use the
+    ``value_p_*`` probabilities with geometric offsets of that discount.
+    """
 
     def __post_init__(self):
-        if self.subgoal_steps < 1:
-            raise ValueError(f"subgoal_steps: double SHARSA needs subgoal_steps >= 1, got {self.subgoal_steps}")
-        if self.flow_steps < 1 or self.num_samples < 1:
-            raise ValueError("flow_steps and num_samples: expected >= 1")
-        if self.q_agg not in ("min", "mean"):
-            raise ValueError(f"q_agg: expected 'min' or 'mean', got '{self.q_agg}'")
+        super().__post_init__()
         if self.low_discount == 0.0:
             # Park et al. 2025 tie the low-level horizon to the subgoal distance; resolved here so the sampler sees it.
             object.__setattr__(self, "low_discount", 1.0 - 1.0 / self.subgoal_steps)
-
-
-def sarsa_value_loss(v_logits: jax.Array, target_q_logits: jax.Array, q_agg: str) -> jax.Array:
-    """``BCE(V, agg_j sigmoid(Qbar_j))`` per sample ``[B]``: the SARSA value regressed on the dataset action's critic.
-
-    Args:
-        v_logits: ``[B]`` value logits.
-        target_q_logits: ``[E, B]`` target critic logits at the dataset action (or subgoal).
-        q_agg: ``min`` or ``mean`` over the ``E`` heads.
-    """
-    return losses.bce_with_logits(v_logits, aggregate(jax.nn.sigmoid(target_q_logits), q_agg))
 
 
 def build_networks(config: DSHARSAConfig, action_dim: int, goal_dim: int) -> dict:
@@ -110,36 +58,19 @@ def build_networks(config: DSHARSAConfig, action_dim: int, goal_dim: int) -> dic
     }
 
 
-class DSHARSAAgent(struct.PyTreeNode):
-    """Double SHARSA agent.
+class DSHARSAAgent(SHARSAAgent):
+    """Double SHARSA agent: :class:`~scalerl.agents.sharsa.SHARSAAgent` plus a low-level value and critic.
+
+    SHARSA's high-level value and critic losses, flow BC losses, subgoal rejection sampling, read-outs and update
+    (which moves every target network) are inherited as they are.
 
     Attributes:
-        rng: key consumed by :meth:`update`.
         params: SHARSA's ``{"value", "critic", "high_actor", "low_actor"}`` plus ``{"low_value", "low_critic"}``.
         target_params: ``{"critic", "low_critic"}`` (Polyak averages, not optimised).
-        opt_state: Adam state of ``params``.
-        action_dim: action dimension (from the example batch).
-        goal_dim: goal (and subgoal) dimension (from the example batch).
         config: the :class:`DSHARSAConfig`.
     """
 
-    rng: jax.Array
-    params: dict
-    target_params: dict
-    opt_state: optax.OptState
-    action_dim: int = struct.field(pytree_node=False)
-    goal_dim: int = struct.field(pytree_node=False)
     config: DSHARSAConfig = struct.field(pytree_node=False)
-
-    # SHARSA's high level and policies, reused as they are: the subgoal-level critic, both flow BC losses, subgoal
-    # proposals and their rejection sampling by min_j Q_j, and the high-level value and critic read-outs.
-    value_subgoals = staticmethod(SHARSAAgent.value_subgoals)
-    critic_loss = SHARSAAgent.critic_loss
-    actor_losses = SHARSAAgent.actor_losses
-    propose_subgoals = SHARSAAgent.propose_subgoals
-    sample_subgoals = SHARSAAgent.sample_subgoals
-    value = SHARSAAgent.value
-    q_value = SHARSAAgent.q_value
 
     @property
     def networks(self) -> dict:
@@ -169,22 +100,11 @@ class DSHARSAAgent(struct.PyTreeNode):
             rng=rng,
             params=params,
             target_params={"critic": params["critic"], "low_critic": params["low_critic"]},
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             goal_dim=goals.shape[-1],
             config=config,
         )
-
-    def value_loss(self, batch: dict, params: dict) -> tuple[jax.Array, dict]:
-        """High-level SARSA value toward the target critic at the dataset subgoal, heads combined by ``q_agg``."""
-        nets = self.networks
-        target_q = nets["critic"].apply(
-            self.target_params["critic"], batch["observations"], batch["value_goals"], self.value_subgoals(batch)
-        )  # [2, B]
-        v_logits = nets["value"].apply(params["value"], batch["observations"], batch["value_goals"])  # [B]
-        loss = jnp.mean(sarsa_value_loss(v_logits, target_q, self.config.q_agg))
-        v = jax.nn.sigmoid(v_logits)
-        return loss, {"value/loss": loss, "value/v_mean": v.mean(), "value/v_max": v.max(), "value/v_min": v.min()}
 
     def low_value_loss(self, batch: dict, params: dict) -> tuple[jax.Array, dict]:
         """Low-level SARSA value ``V_l(s, w)`` toward the target low critic at the dataset action."""
@@ -215,19 +135,6 @@ class DSHARSAAgent(struct.PyTreeNode):
             self.actor_losses(batch, params, key),
         ]
         return sum(loss for loss, _ in parts), {k: v for _, info in parts for k, v in info.items()}
-
-    def update(self, batch: dict) -> tuple[DSHARSAAgent, dict]:
-        """One Adam step on :meth:`total_loss`, then the Polyak update of both target critics. Pure; the caller jits."""
-        rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        target_params = {
-            name: losses.ema_update(params[name], target, self.config.tau)
-            for name, target in self.target_params.items()
-        }
-        info["grad/norm"] = losses.global_norm(grads)
-        return self.replace(rng=rng, params=params, target_params=target_params, opt_state=opt_state), info
 
     def propose_actions(self, observations: jax.Array, subgoals: jax.Array, key: jax.Array) -> jax.Array:
         """``num_samples`` actions per state from the low-level flow policy, clipped: ``[N, B, A]``."""

@@ -21,35 +21,20 @@ import optax
 from flax import struct
 
 from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer
+from scalerl.agents.config import AgentConfig
 from scalerl.networks import VelocityField, euler_sample
+from scalerl.sampling import ActorGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class FBCConfig:
-    """Hyper-parameters of flow BC (defaults: Park et al. 2025)."""
+class FBCConfig(ActorGoalConfig, AgentConfig):
+    """Hyper-parameters of flow BC (defaults: Park et al. 2025); policy goals come from the same trajectory."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of the velocity-field MLP."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation."""
+    actor_p_trajgoal: float = 1.0
+    actor_p_randomgoal: float = 0.0
     flow_steps: int = 10
     """Euler steps when sampling actions."""
-    actor_p_curgoal: float = 0.0
-    """Probability that the policy's goal is the current state."""
-    actor_p_trajgoal: float = 1.0
-    """Probability that the policy's goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.0
-    """Probability that the policy's goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory goals with geometric offsets (mean ``1 / (1 - discount)`` steps) instead of uniformly."""
-    discount: float = 0.999
-    """Only the parameter of the geometric goal offsets (flow BC has no value)."""
-    goal_rep: str = "observation"
-    """Goal representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle representations)."""
 
     def __post_init__(self):
         if self.flow_steps < 1:
@@ -90,7 +75,7 @@ class FBCAgent(struct.PyTreeNode):
                 init_key, example_batch["observations"], example_batch["actor_goals"], actions, actions[..., :1]
             )
         }
-        opt_state = optax.adam(config.lr).init(params)
+        opt_state = optimizer(config.lr).init(params)
         return cls(rng=rng, params=params, opt_state=opt_state, action_dim=action_dim, config=config)
 
     def total_loss(self, batch: dict, params: dict, key: jax.Array) -> tuple[jax.Array, dict]:
@@ -106,10 +91,7 @@ class FBCAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[FBCAgent, dict]:
         """One Adam step on :meth:`total_loss`. Pure; the training loop jits it."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        info["grad/norm"] = losses.global_norm(grads)
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
         return self.replace(rng=rng, params=params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

@@ -28,24 +28,16 @@ import optax
 from flax import struct
 
 from scalerl import losses
-from scalerl.agents.sacbc import aggregate
+from scalerl.agents.common import adam_step, aggregate, clipped_td_loss, optimizer, polyak_update
+from scalerl.agents.config import AgentConfig, TargetNetworkConfig
 from scalerl.networks import MLP, GCValue, VelocityField, euler_sample
+from scalerl.sampling import RewardConfig, ValueGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class FQLConfig:
+class FQLConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfig):
     """Hyper-parameters of goal-conditioned FQL (defaults: the horizon-reduction implementation, Park et al. 2025)."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of the critic and both policies."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation."""
-    tau: float = 0.005
-    """Polyak rate of the target critic."""
     num_qs: int = 2
     """Critics in the ensemble."""
     q_agg: str = "min"
@@ -56,28 +48,6 @@ class FQLConfig:
     """Euler steps of the flow BC policy when it produces distillation targets."""
     value_loss: str = "bce"
     """Critic loss: ``bce`` (logits of a success probability; needs 0/1 rewards) or ``squared``."""
-    value_p_curgoal: float = 0.2
-    """Probability that a value goal is the current state."""
-    value_p_trajgoal: float = 0.5
-    """Probability that a value goal is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.3
-    """Probability that a value goal is a random dataset state."""
-    value_geom_sample: bool = False
-    """Draw same-trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 0.5
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.5
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.999
-    """Discount factor (also the parameter of geometric goal offsets)."""
-    gc_negative: bool = False
-    """Rewards ``1(s == g) - 1`` instead of ``1(s == g)`` (only with ``value_loss='squared'``)."""
-    goal_rep: str = "observation"
-    """Goal representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle representations)."""
 
     def __post_init__(self):
         if self.q_agg not in ("min", "mean"):
@@ -145,7 +115,7 @@ class FQLAgent(struct.PyTreeNode):
             rng=rng,
             params=params,
             target_params={"critic": params["critic"]},
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             config=config,
         )
@@ -176,16 +146,11 @@ class FQLAgent(struct.PyTreeNode):
         noise = jax.random.normal(key, batch["actions"].shape)
         next_actions = jnp.clip(self.onestep_actions(self.params, next_observations, goals, noise), -1.0, 1.0)
         next_q = nets["critic"].apply(self.target_params["critic"], next_observations, goals, next_actions)
-        next_q = aggregate(self.to_reward_units(next_q), config.q_agg)  # [B]
-        target = batch["rewards"] + config.discount * batch["masks"] * next_q
-        low, high = (-1.0 / (1.0 - config.discount), 0.0) if config.gc_negative else (0.0, 1.0)
-        target = jax.lax.stop_gradient(jnp.clip(target, low, high))
+        next_v = aggregate(self.to_reward_units(next_q), config.q_agg)  # [B]
         q = nets["critic"].apply(params["critic"], batch["observations"], goals, batch["actions"])  # [E, B]
-        if config.value_loss == "bce":
-            per_head = jnp.mean(losses.bce_with_logits(q, target), axis=1)
-        else:
-            per_head = jnp.mean((q - target) ** 2, axis=1)
-        loss = jnp.sum(per_head)
+        loss, target = clipped_td_loss(
+            q, batch["rewards"], batch["masks"], next_v, config.discount, config.gc_negative, config.value_loss
+        )
         return loss, {
             "critic/loss": loss,
             "critic/q_mean": self.to_reward_units(q).mean(),
@@ -227,12 +192,9 @@ class FQLAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[FQLAgent, dict]:
         """One Adam step on :meth:`total_loss`, then the Polyak update of the target critic. Pure; the caller jits."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        target_critic = losses.ema_update(params["critic"], self.target_params["critic"], self.config.tau)
-        info["grad/norm"] = losses.global_norm(grads)
-        return self.replace(rng=rng, params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
+        target_params = polyak_update(params, self.target_params, self.config.tau)
+        return self.replace(rng=rng, params=params, target_params=target_params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
         """Actions ``[B, A]`` in ``[-1, 1]`` from the one-step policy on fresh noise."""

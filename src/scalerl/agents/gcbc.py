@@ -20,38 +20,27 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer
+from scalerl.agents.config import AgentConfig
 from scalerl.networks import GaussianActor
+from scalerl.sampling import ActorGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class GCBCConfig:
-    """Hyper-parameters of GCBC (defaults: OGBench, Park et al. 2024)."""
+class GCBCConfig(ActorGoalConfig, AgentConfig):
+    """Hyper-parameters of GCBC (defaults: OGBench, Park et al. 2024): policy goals from the same trajectory."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
     hidden_dims: tuple[int, ...] = (512, 512, 512)
-    """Hidden layer sizes of the actor MLP."""
     layer_norm: bool = False
     """Layer norm after each hidden activation (OGBench's actor has none)."""
+    actor_p_trajgoal: float = 1.0
+    actor_p_randomgoal: float = 0.0
+    actor_geom_sample: bool = False
+    discount: float = 0.99
     const_std: bool = True
     """Fix the standard deviation to 1 (otherwise learn one log-std per action dimension)."""
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action, as OGBench evaluates)."""
-    actor_p_curgoal: float = 0.0
-    """Probability that the policy's goal is the current state."""
-    actor_p_trajgoal: float = 1.0
-    """Probability that the policy's goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.0
-    """Probability that the policy's goal is a random dataset state."""
-    actor_geom_sample: bool = False
-    """Draw same-trajectory goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
-    discount: float = 0.99
-    """Only the parameter of geometric goal offsets (GCBC has no value)."""
-    goal_rep: str = "observation"
-    """Goal representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle representations)."""
 
 
 def build_actor(config: GCBCConfig, action_dim: int) -> GaussianActor:
@@ -83,7 +72,7 @@ class GCBCAgent(struct.PyTreeNode):
         action_dim = example_batch["actions"].shape[-1]
         actor = build_actor(config, action_dim)
         params = {"actor": actor.init(init_key, example_batch["observations"], example_batch["actor_goals"])}
-        opt_state = optax.adam(config.lr).init(params)
+        opt_state = optimizer(config.lr).init(params)
         return cls(rng=rng, params=params, opt_state=opt_state, action_dim=action_dim, config=config)
 
     def total_loss(self, batch: dict, params: dict, key: jax.Array) -> tuple[jax.Array, dict]:
@@ -102,10 +91,7 @@ class GCBCAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[GCBCAgent, dict]:
         """One Adam step on :meth:`total_loss`. Pure; the training loop jits it."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        info["grad/norm"] = losses.global_norm(grads)
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
         return self.replace(rng=rng, params=params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

@@ -22,23 +22,17 @@ import optax
 from flax import struct
 
 from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer, polyak_update
+from scalerl.agents.config import AgentConfig, TargetNetworkConfig
 from scalerl.networks import GaussianActor, GCValue
+from scalerl.sampling import RewardConfig, ValueGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class GCIQLConfig:
+class GCIQLConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfig):
     """Hyper-parameters of GCIQL (defaults: Park et al. 2025; ``alpha`` is tuned per task in the paper)."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of the value, critic and actor MLPs."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation (value and critic; the actor too)."""
-    tau: float = 0.005
-    """Polyak rate of the target critic."""
+    gc_negative: bool = True
     expectile: float = 0.9
     """IQL expectile of the value regression."""
     actor_loss: str = "ddpgbc"
@@ -51,28 +45,6 @@ class GCIQLConfig:
     """Squash actor samples with tanh (OGBench's GCIQL does not; means are clipped to [-1, 1] instead)."""
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action, as OGBench evaluates)."""
-    value_p_curgoal: float = 0.2
-    """Probability that a value goal is the current state."""
-    value_p_trajgoal: float = 0.5
-    """Probability that a value goal is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.3
-    """Probability that a value goal is a random dataset state."""
-    value_geom_sample: bool = False
-    """Draw same-trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 0.5
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.5
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.999
-    """Discount factor (also the parameter of geometric goal offsets)."""
-    gc_negative: bool = True
-    """Rewards ``1(s == g) - 1`` (0 at the goal, -1 elsewhere) instead of ``1(s == g)``."""
-    goal_rep: str = "observation"
-    """Goal representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle representations)."""
 
     def __post_init__(self):
         if self.actor_loss not in ("awr", "ddpgbc"):
@@ -139,7 +111,7 @@ class GCIQLAgent(struct.PyTreeNode):
             rng=rng,
             params=params,
             target_params={"critic": params["critic"]},
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             config=config,
         )
@@ -201,12 +173,9 @@ class GCIQLAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[GCIQLAgent, dict]:
         """One Adam step on :meth:`total_loss`, then the Polyak update of the target critic. Pure; the caller jits."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        target_critic = losses.ema_update(params["critic"], self.target_params["critic"], self.config.tau)
-        info["grad/norm"] = losses.global_norm(grads)
-        return self.replace(rng=rng, params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
+        target_params = polyak_update(params, self.target_params, self.config.tau)
+        return self.replace(rng=rng, params=params, target_params=target_params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
         """Actions ``[B, A]`` in ``[-1, 1]`` for observations ``[B, obs_dim]`` and goals ``[B, goal_dim]``."""

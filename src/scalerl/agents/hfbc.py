@@ -23,37 +23,20 @@ import optax
 from flax import struct
 
 from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer
+from scalerl.agents.config import AgentConfig
 from scalerl.networks import VelocityField, euler_sample
+from scalerl.sampling import ActorGoalConfig, SubgoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class HFBCConfig:
+class HFBCConfig(SubgoalConfig, ActorGoalConfig, AgentConfig):
     """Hyper-parameters of hierarchical flow BC (defaults: Park et al. 2025, tuned on puzzle-4x5)."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of both velocity-field MLPs."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation."""
+    actor_p_trajgoal: float = 1.0
+    actor_p_randomgoal: float = 0.0
     flow_steps: int = 10
     """Euler steps when sampling subgoals and actions."""
-    subgoal_steps: int = 25
-    """Steps between a state and its subgoal (25 for puzzles, 50 for cube-octuple and humanoidmaze in the paper)."""
-    actor_p_curgoal: float = 0.0
-    """Probability that the policy's goal is the current state."""
-    actor_p_trajgoal: float = 1.0
-    """Probability that the policy's goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.0
-    """Probability that the policy's goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory goals with geometric offsets (mean ``1 / (1 - discount)`` steps) instead of uniformly."""
-    discount: float = 0.999
-    """Only the parameter of the geometric goal offsets (there is no value)."""
-    goal_rep: str = "observation"
-    """Goal (and subgoal) representation: ``observation`` (full states) or ``oracle`` (oracle representations)."""
 
     def __post_init__(self):
         if self.subgoal_steps < 1:
@@ -112,7 +95,7 @@ class HFBCAgent(struct.PyTreeNode):
         return cls(
             rng=rng,
             params=params,
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             goal_dim=goals.shape[-1],
             config=config,
@@ -137,10 +120,7 @@ class HFBCAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[HFBCAgent, dict]:
         """One Adam step on :meth:`total_loss`. Pure; the training loop jits it."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        info["grad/norm"] = losses.global_norm(grads)
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
         return self.replace(rng=rng, params=params, opt_state=opt_state), info
 
     def sample_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

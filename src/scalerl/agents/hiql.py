@@ -30,23 +30,17 @@ import optax
 from flax import struct
 
 from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer, polyak_update
+from scalerl.agents.config import AgentConfig, TargetNetworkConfig
 from scalerl.networks import MLP, GaussianActor, GCValue
+from scalerl.sampling import RewardConfig, SubgoalConfig, ValueGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class HIQLConfig:
+class HIQLConfig(SubgoalConfig, RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfig):
     """Hyper-parameters of HIQL (defaults: Park et al. 2025, tuned on puzzle-4x5; OGBench's are in the presets)."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of the value, representation and both actor MLPs."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation."""
-    tau: float = 0.005
-    """Polyak rate of the target value (and its representation)."""
+    gc_negative: bool = True
     expectile: float = 0.7
     """IQL expectile of the value regression."""
     high_alpha: float = 3.0
@@ -63,30 +57,6 @@ class HIQLConfig:
     """Fix both actors' standard deviations to 1."""
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling subgoals and actions (0: the means, as OGBench evaluates)."""
-    subgoal_steps: int = 25
-    """Steps between a state and its subgoal (the policies' horizon reduction factor)."""
-    value_p_curgoal: float = 0.2
-    """Probability that a value goal is the current state."""
-    value_p_trajgoal: float = 0.5
-    """Probability that a value goal is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.3
-    """Probability that a value goal is a random dataset state."""
-    value_geom_sample: bool = False
-    """Draw same-trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 0.5
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.5
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.999
-    """Discount factor (also the parameter of geometric goal offsets)."""
-    gc_negative: bool = True
-    """Rewards ``1(s == g) - 1`` (0 at the goal, -1 elsewhere) instead of ``1(s == g)``."""
-    goal_rep: str = "observation"
-    """Goal (and subgoal) representation: ``observation`` (full states) or ``oracle`` (oracle representations)."""
 
     def __post_init__(self):
         if self.subgoal_steps < 1:
@@ -179,7 +149,7 @@ class HIQLAgent(struct.PyTreeNode):
             rng=rng,
             params=params,
             target_params={name: params[name] for name in target_names},
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             goal_dim=goals.shape[-1],
             config=config,
@@ -259,14 +229,8 @@ class HIQLAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[HIQLAgent, dict]:
         """One Adam step on :meth:`total_loss`, then the Polyak update of the target value. Pure; the caller jits."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        target_params = {
-            name: losses.ema_update(params[name], target, self.config.tau)
-            for name, target in self.target_params.items()
-        }
-        info["grad/norm"] = losses.global_norm(grads)
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
+        target_params = polyak_update(params, self.target_params, self.config.tau)
         return self.replace(rng=rng, params=params, target_params=target_params, opt_state=opt_state), info
 
     def sample_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

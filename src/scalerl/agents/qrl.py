@@ -36,26 +36,35 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer
+from scalerl.agents.config import AgentConfig
 from scalerl.networks import IQE, MLP, GaussianActor
+from scalerl.sampling import ValueGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class QRLConfig:
-    """Hyper-parameters of QRL (defaults: OGBench, Park et al. 2024; ``alpha`` is tuned per dataset there)."""
+class QRLConfig(ValueGoalConfig, AgentConfig):
+    """Hyper-parameters of QRL (defaults: OGBench, Park et al. 2024; ``alpha`` is tuned per dataset there).
 
-    lr: float = 3e-4
-    """Adam learning rate (also of the log Lagrange multiplier)."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
+    ``lr`` is also the learning rate of the log Lagrange multiplier.
+    """
+
     hidden_dims: tuple[int, ...] = (512, 512, 512)
-    """Hidden layer sizes of the encoder, the latent dynamics and the actor."""
+    value_p_curgoal: float = 0.1
+    """Probability that a value goal is the current state (anchors oracle goals; OGBench: 0 with state goals)."""
+    value_p_trajgoal: float = 0.0
+    value_p_randomgoal: float = 0.9
+    """Probability that a value goal is a random dataset state (the pairs whose distance is maximised)."""
+    value_geom_sample: bool = True
+    actor_p_trajgoal: float = 1.0
+    actor_p_randomgoal: float = 0.0
+    actor_geom_sample: bool = False
+    discount: float = 0.99
+    """Only the parameter of geometric goal offsets (QRL's distances are undiscounted)."""
     latent_dim: int = 512
     """Size of the latent ``phi(s)`` the quasimetric is computed on."""
     component_dim: int = 8
     """IQE coordinates per component (``latent_dim / component_dim`` components)."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation of the encoder and the dynamics."""
     actor_layer_norm: bool = False
     """Layer norm in the actor too (OGBench's actor has none)."""
     eps: float = 0.05
@@ -68,26 +77,6 @@ class QRLConfig:
     """Fix the actor's standard deviation to 1 (DDPG+BC then uses the mean action)."""
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action, as OGBench evaluates)."""
-    value_p_curgoal: float = 0.1
-    """Probability that a value goal is the current state (anchors oracle goals; OGBench: 0 with state goals)."""
-    value_p_trajgoal: float = 0.0
-    """Probability that a value goal is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.9
-    """Probability that a value goal is a random dataset state (the pairs whose distance is maximised)."""
-    value_geom_sample: bool = True
-    """Draw same-trajectory value goals with geometric offsets (True) or uniformly."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 1.0
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.0
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = False
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.99
-    """Only the parameter of geometric goal offsets (QRL's distances are undiscounted)."""
-    goal_rep: str = "observation"
-    """Goal representation: ``observation`` (goals are states, one shared encoder) or ``oracle`` (own encoder)."""
 
     def __post_init__(self):
         if self.actor_loss not in ("awr", "ddpgbc"):
@@ -167,7 +156,7 @@ class QRLAgent(struct.PyTreeNode):
         return cls(
             rng=keys["rng"],
             params=params,
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             config=config,
         )
@@ -261,10 +250,7 @@ class QRLAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[QRLAgent, dict]:
         """One Adam step on :meth:`total_loss`. Pure; the training loop jits it."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        info["grad/norm"] = losses.global_norm(grads)
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
         return self.replace(rng=rng, params=params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:

@@ -31,24 +31,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from scalerl import losses
+from scalerl.agents.common import adam_step, aggregate, clipped_td_loss, optimizer, polyak_update
+from scalerl.agents.config import AgentConfig, TargetNetworkConfig
 from scalerl.networks import GaussianActor, GCValue
+from scalerl.sampling import RewardConfig, ValueGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class SACBCConfig:
+class SACBCConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfig):
     """Hyper-parameters of SAC+BC (defaults: Park et al. 2025; ``alpha`` and ``q_agg`` are tuned per task there)."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of the critic and actor MLPs."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation (critic and actor)."""
-    tau: float = 0.005
-    """Polyak rate of the target critic."""
     num_qs: int = 2
     """Critics in the ensemble."""
     q_agg: str = "min"
@@ -65,28 +57,6 @@ class SACBCConfig:
     """Target entropy ``-target_entropy_multiplier * action_dim``."""
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: tanh of the mean, as the reference evaluates)."""
-    value_p_curgoal: float = 0.2
-    """Probability that a value goal is the current state."""
-    value_p_trajgoal: float = 0.5
-    """Probability that a value goal is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.3
-    """Probability that a value goal is a random dataset state."""
-    value_geom_sample: bool = False
-    """Draw same-trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 0.5
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.5
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.999
-    """Discount factor (also the parameter of geometric goal offsets)."""
-    gc_negative: bool = False
-    """Rewards ``1(s == g) - 1`` instead of ``1(s == g)`` (only with ``value_loss='squared'``)."""
-    goal_rep: str = "observation"
-    """Goal representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle representations)."""
 
     def __post_init__(self):
         if self.q_agg not in ("min", "mean"):
@@ -97,11 +67,6 @@ class SACBCConfig:
             raise ValueError("value_loss='bce' needs 0/1 rewards: set gc_negative to False or value_loss='squared'")
         if self.num_qs < 1 or self.entropy_coef <= 0:
             raise ValueError("num_qs: expected >= 1; entropy_coef: expected > 0")
-
-
-def aggregate(values: jax.Array, how: str) -> jax.Array:
-    """``min`` or ``mean`` over the leading ensemble axis."""
-    return jnp.min(values, axis=0) if how == "min" else jnp.mean(values, axis=0)
 
 
 def build_networks(config: SACBCConfig, action_dim: int) -> dict:
@@ -163,7 +128,7 @@ class SACBCAgent(struct.PyTreeNode):
             rng=rng,
             params=params,
             target_params={"critic": params["critic"]},
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             config=config,
         )
@@ -179,16 +144,11 @@ class SACBCAgent(struct.PyTreeNode):
         next_dist = nets["actor"].apply(self.params["actor"], batch["next_observations"], goals)
         next_actions, _ = next_dist.sample_and_log_prob(key)
         next_q = nets["critic"].apply(self.target_params["critic"], batch["next_observations"], goals, next_actions)
-        next_q = aggregate(self.to_reward_units(next_q), config.q_agg)  # [B]
-        target = batch["rewards"] + config.discount * batch["masks"] * next_q
-        low, high = (-1.0 / (1.0 - config.discount), 0.0) if config.gc_negative else (0.0, 1.0)
-        target = jax.lax.stop_gradient(jnp.clip(target, low, high))
+        next_v = aggregate(self.to_reward_units(next_q), config.q_agg)  # [B]
         q = nets["critic"].apply(params["critic"], batch["observations"], goals, batch["actions"])  # [E, B]
-        if config.value_loss == "bce":
-            per_head = jnp.mean(losses.bce_with_logits(q, target), axis=1)
-        else:
-            per_head = jnp.mean((q - target) ** 2, axis=1)
-        loss = jnp.sum(per_head)
+        loss, target = clipped_td_loss(
+            q, batch["rewards"], batch["masks"], next_v, config.discount, config.gc_negative, config.value_loss
+        )
         return loss, {
             "critic/loss": loss,
             "critic/q_mean": self.to_reward_units(q).mean(),
@@ -234,12 +194,9 @@ class SACBCAgent(struct.PyTreeNode):
     def update(self, batch: dict) -> tuple[SACBCAgent, dict]:
         """One Adam step on :meth:`total_loss`, then the Polyak update of the target critic. Pure; the caller jits."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        target_critic = losses.ema_update(params["critic"], self.target_params["critic"], self.config.tau)
-        info["grad/norm"] = losses.global_norm(grads)
-        return self.replace(rng=rng, params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
+        target_params = polyak_update(params, self.target_params, self.config.tau)
+        return self.replace(rng=rng, params=params, target_params=target_params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
         """Actions ``[B, A]`` in ``[-1, 1]`` for observations ``[B, obs_dim]`` and goals ``[B, goal_dim]``."""

@@ -27,52 +27,24 @@ import optax
 from flax import struct
 
 from scalerl import losses
-from scalerl.agents.sacbc import aggregate
+from scalerl.agents.common import adam_step, aggregate, optimizer, polyak_update
+from scalerl.agents.config import AgentConfig, TargetNetworkConfig
 from scalerl.networks import GCValue, VelocityField, euler_sample
+from scalerl.sampling import SubgoalConfig, ValueGoalConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class SHARSAConfig:
+class SHARSAConfig(SubgoalConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfig):
     """Hyper-parameters of SHARSA (defaults: Park et al. 2025)."""
 
-    lr: float = 3e-4
-    """Adam learning rate."""
-    batch_size: int = 1024
-    """Transitions per gradient update."""
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    """Hidden layer sizes of the value, critic and both flow policies."""
-    layer_norm: bool = True
-    """Layer norm after each hidden activation."""
-    tau: float = 0.005
-    """Polyak rate of the target critic."""
     flow_steps: int = 10
     """Euler steps when sampling subgoals and actions."""
     num_samples: int = 32
-    """Subgoals drawn from the high-level policy per action; the one with the highest Q is kept."""
-    value_p_curgoal: float = 0.2
-    """Probability that a value goal is the current state."""
-    value_p_trajgoal: float = 0.5
-    """Probability that a value goal is a future state of the same trajectory."""
-    value_p_randomgoal: float = 0.3
-    """Probability that a value goal is a random dataset state."""
-    value_geom_sample: bool = False
-    """Draw same-trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
-    actor_p_curgoal: float = 0.0
-    """Probability that an actor goal is the current state."""
-    actor_p_trajgoal: float = 0.5
-    """Probability that an actor goal is a future state of the same trajectory."""
-    actor_p_randomgoal: float = 0.5
-    """Probability that an actor goal is a random dataset state."""
-    actor_geom_sample: bool = True
-    """Draw same-trajectory actor goals with geometric offsets (True) or uniformly."""
-    discount: float = 0.999
-    """Discount factor per environment step (a subgoal transition of k steps is discounted by discount**k)."""
-    subgoal_steps: int = 25
-    """Steps between a state and its subgoal (the horizon reduction factor)."""
-    goal_rep: str = "observation"
-    """Goal (and subgoal) representation: ``observation`` (full states) or ``oracle`` (oracle representations)."""
+    """Subgoals drawn from the high-level policy per action (double SHARSA: then as many actions from the low-level
+    policy); the one with the highest Q is kept."""
     q_agg: str = "min"
-    """How the value target and rejection sampling combine the two critic heads: ``min`` or ``mean`` (humanoidmaze)."""
+    """How the value targets and subgoal rejection sampling combine the two critic heads: ``min`` or ``mean``
+    (humanoidmaze)."""
 
     def __post_init__(self):
         if self.subgoal_steps < 1:
@@ -81,6 +53,17 @@ class SHARSAConfig:
             raise ValueError("flow_steps and num_samples: expected >= 1")
         if self.q_agg not in ("min", "mean"):
             raise ValueError(f"q_agg: expected 'min' or 'mean', got '{self.q_agg}'")
+
+
+def sarsa_value_loss(v_logits: jax.Array, target_q_logits: jax.Array, q_agg: str) -> jax.Array:
+    """``BCE(V, agg_j sigmoid(Qbar_j))`` per sample ``[B]``: the SARSA value regressed on the dataset action's critic.
+
+    Args:
+        v_logits: ``[B]`` value logits.
+        target_q_logits: ``[E, B]`` target critic logits at the dataset action (or subgoal).
+        q_agg: ``min`` or ``mean`` over the ``E`` heads.
+    """
+    return losses.bce_with_logits(v_logits, aggregate(jax.nn.sigmoid(target_q_logits), q_agg))
 
 
 def build_networks(config: SHARSAConfig, action_dim: int, goal_dim: int) -> dict:
@@ -140,7 +123,7 @@ class SHARSAAgent(struct.PyTreeNode):
             rng=rng,
             params=params,
             target_params={"critic": params["critic"]},
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             goal_dim=goals.shape[-1],
             config=config,
@@ -158,10 +141,9 @@ class SHARSAAgent(struct.PyTreeNode):
         subgoals = self.value_subgoals(batch)
         target_q = nets["critic"].apply(
             self.target_params["critic"], batch["observations"], batch["value_goals"], subgoals
-        )
-        target = aggregate(jax.nn.sigmoid(target_q), self.config.q_agg)  # [B]
+        )  # [2, B]
         v_logits = nets["value"].apply(params["value"], batch["observations"], batch["value_goals"])  # [B]
-        loss = jnp.mean(losses.bce_with_logits(v_logits, target))
+        loss = jnp.mean(sarsa_value_loss(v_logits, target_q, self.config.q_agg))
         v = jax.nn.sigmoid(v_logits)
         return loss, {"value/loss": loss, "value/v_mean": v.mean(), "value/v_max": v.max(), "value/v_min": v.min()}
 
@@ -208,14 +190,11 @@ class SHARSAAgent(struct.PyTreeNode):
         return value_loss + critic_loss + actor_loss, {**value_info, **critic_info, **actor_info}
 
     def update(self, batch: dict) -> tuple[SHARSAAgent, dict]:
-        """One Adam step on :meth:`total_loss`, then the Polyak update of the target critic. Pure; the caller jits."""
+        """One Adam step on :meth:`total_loss`, then the Polyak update of the target critics. Pure; the caller jits."""
         rng, key = jax.random.split(self.rng)
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        target_critic = losses.ema_update(params["critic"], self.target_params["critic"], self.config.tau)
-        info["grad/norm"] = losses.global_norm(grads)
-        return self.replace(rng=rng, params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
+        target_params = polyak_update(params, self.target_params, self.config.tau)
+        return self.replace(rng=rng, params=params, target_params=target_params, opt_state=opt_state), info
 
     def propose_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
         """``num_samples`` subgoals per state from the high-level flow policy: ``[N, B, goal_dim]``."""

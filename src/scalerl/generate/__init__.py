@@ -1,5 +1,5 @@
 """Local generation of OGBench datasets: oracles (episodes), shards (parallel, resumable files) and the command."""
 
-from scalerl.generate.shards import DatasetPlan, generate_dataset, parse_size, plan_dataset, read_manifest, sha256_file
+from scalerl.generate.shards import DatasetPlan, generate_dataset, parse_size, plan_dataset
 
-__all__ = ["DatasetPlan", "generate_dataset", "parse_size", "plan_dataset", "read_manifest", "sha256_file"]
+__all__ = ["DatasetPlan", "generate_dataset", "parse_size", "plan_dataset"]

@@ -191,8 +191,6 @@ class EpisodeSource:
                 _reuse_step_info(self.env)
             self._init_manipulation()
 
-    # ----------------------------------------------------------------------------------------------- public API
-
     @property
     def key_specs(self) -> KeySpecs:
         """Per-row shape and dtype of each array, in the order they are written to files."""
@@ -215,8 +213,6 @@ class EpisodeSource:
     def close(self) -> None:
         """Release the environment."""
         self.env.close()
-
-    # -------------------------------------------------------------------------------------------- manipulation
 
     def _reset(self, **kwargs):
         # Only the first reset is seeded; later resets continue the environment's random stream.
@@ -327,8 +323,6 @@ class EpisodeSource:
             if not check_health or _scene_block_visible(block_xyz):
                 return
         raise RuntimeError(f"{self.task.name}: {SCENE_MAX_RETRIES} unhealthy episodes in a row")
-
-    # ---------------------------------------------------------------------------------------------------- maze
 
     def _init_maze(self) -> None:
         env = self.env

@@ -1,8 +1,7 @@
-"""``scalerl train`` and ``scalerl eval``."""
+"""``scalerl train``, ``scalerl eval`` and ``scalerl agents``: train, evaluate and list offline agents."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from scalerl.errors import ScalerlError
 
 
 def agent_help() -> str:
+    """Every registered agent's ``--agent.FIELD`` flags, one paragraph each (the epilog of ``scalerl train --help``)."""
     from scalerl.agents import AGENTS
     from scalerl.overrides import describe
 
@@ -23,26 +23,7 @@ def agent_help() -> str:
 
 def train(
     ctx: typer.Context,
-    agent: str = typer.Option(
-        ...,
-        help=(
-            "Agent registry name: fbc, gcbc, gciql, gcivl, crl, sacbc, fql, qrl, nsacbc, hfbc, hiql, sharsa, "
-            "dsharsa (`scalerl agents` lists their fields)."
-        ),
-    ),
-    env: str = typer.Option(..., help="Environment / dataset name, e.g. puzzle-3x3-play-oraclerep."),
-    data: Path = typer.Option(..., help="Dataset directory (from `scalerl generate`) or an OGBench .npz file."),
-    out: Path = typer.Option(..., help="Run directory (config, metrics.jsonl, eval.jsonl, checkpoints, curves.png)."),
-    steps: int = typer.Option(100_000, help="Gradient updates per seed."),
-    seeds: int = typer.Option(1, help="Independent seeds trained together in one process (vmapped)."),
-    seed: int = typer.Option(0, help="Base random seed."),
-    log_interval: int = typer.Option(1000, help="Updates between metric lines = updates fused per jitted call."),
-    eval_interval: int = typer.Option(0, help="Updates between evaluations (0: only at the end)."),
-    eval_episodes: int = typer.Option(10, help="Evaluation episodes per task (0: no evaluation)."),
-    save_interval: int = typer.Option(10_000, help="Updates between checkpoints."),
-    validate: bool = typer.Option(True, "--validate/--no-validate", help="Log the loss on the -val data."),
-    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (needs tensorboardX)."),
-    wandb_project: str = typer.Option(None, help="Also log to this Weights & Biases project (needs wandb)."),
+    train_fields: dict,
     preset: str = typer.Option(None, help="Named hyper-parameters (`scalerl presets`); --agent.FIELD flags win."),
     opex_steps: int = typer.Option(0, help="OPEX at evaluation: gradient steps on each action along Q (0: off)."),
     opex_lr: float = typer.Option(0.1, help="OPEX step length in action space per gradient step."),
@@ -61,37 +42,36 @@ def train(
     from scalerl.offline.presets import preset_values
     from scalerl.overrides import build_config, parse_overrides
 
-    _, config_cls = get_agent(agent)
-    parse_env_name(env)
+    _, config_cls = get_agent(train_fields["agent"])
+    parse_env_name(train_fields["env"])
     overrides = parse_overrides(config_cls, list(ctx.args))
     if preset is not None:
-        overrides = {**preset_values(preset, agent, config_cls), **overrides}
+        overrides = {**preset_values(preset, train_fields["agent"], config_cls), **overrides}
     agent_config = build_config(config_cls, overrides)
-    config = TrainConfig(
-        agent=agent,
-        env=env,
-        data=str(data),
-        out=str(out),
-        steps=steps,
-        seeds=seeds,
-        seed=seed,
-        log_interval=log_interval,
-        eval_interval=eval_interval,
-        eval_episodes=eval_episodes,
-        save_interval=save_interval,
-        validate=validate,
-        tensorboard=tensorboard,
-        wandb_project=wandb_project,
-    )
+    # Paths as pathlib writes them ("d/" -> "d"): config.json has always recorded them so, and --resume compares it.
+    paths = {name: str(Path(train_fields[name])) for name in ("data", "out")}
+    config = TrainConfig(**{**train_fields, **paths})
     opex = from_flags(opex_steps, opex_lr, normalize=not opex_raw)
     run_dir = run_train(config, agent_config, resume=resume, progress=progress, opex=opex)
     _print_eval_summary(run_dir)
 
 
-def _print_eval_summary(run_dir: str) -> None:
-    from scalerl.plots import read_jsonl, seed_mean
+def train_command():
+    """:func:`train` with its ``train_fields`` as one option per ``TrainConfig`` field.
 
-    evals = read_jsonl(os.path.join(run_dir, "eval.jsonl"))
+    Building it imports the config's module and so JAX; ``scalerl.cli`` builds it only when ``train`` is asked for.
+    """
+    from scalerl.flags import with_field_options
+    from scalerl.offline.loop import TrainConfig
+
+    return with_field_options(train_fields=TrainConfig)(train)
+
+
+def _print_eval_summary(run_dir: str) -> None:
+    from scalerl.plots import seed_mean
+    from scalerl.runs import EVAL_FILE, read_jsonl
+
+    evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
     if evals:
         steps, mean, std = seed_mean(evals, "success")
         typer.echo(f"success at step {steps[-1]}: {mean[-1]:.3f} +- {std[-1]:.3f} (over seeds)")
@@ -113,21 +93,14 @@ def evaluate_run(
     from scalerl.agents import get_agent, sampler_config
     from scalerl.atomic import atomic_write_json
     from scalerl.data import load_dataset
-    from scalerl.offline.loop import (
-        create_agents,
-        list_checkpoints,
-        restore_checkpoint,
-        run_evaluation,
-        seed_keys,
-    )
+    from scalerl.offline.loop import create_agents, run_evaluation
     from scalerl.offline.opex import check_opex_supported, from_flags
     from scalerl.overrides import build_config
+    from scalerl.runs import list_checkpoints, read_config, restore_checkpoint, seed_keys
 
-    config_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(config_path):
-        raise ScalerlError(f"{config_path}: not found; RUN_DIR must be a directory written by `scalerl train`")
-    with open(config_path) as f:
-        saved = json.load(f)
+    saved = read_config(str(run_dir))
+    if "train" not in saved:
+        raise ScalerlError(f"RUN_DIR: {run_dir}/config.json has no 'train' section; expected a `scalerl train` run")
     agent_cls, config_cls = get_agent(saved["train"]["agent"])
     opex = from_flags(opex_steps, opex_lr, normalize=not opex_raw)
     if opex is not None:

@@ -156,14 +156,6 @@ def _pooled_envs(env_name: str, count: int, env_kwargs: dict) -> list:
     return pool[:count]
 
 
-def clear_env_pool() -> None:
-    """Close and forget the environments kept between :func:`evaluate` calls."""
-    for pool in _ENV_POOL.values():
-        for env, _ in pool:
-            env.close()
-    _ENV_POOL.clear()
-
-
 def evaluate(
     policy_fn: PolicyFn,
     env_name: str,

@@ -4,7 +4,7 @@ The host loop only logs, evaluates and checkpoints. Randomness is a pure functio
 global update ``t`` for seed ``s`` is drawn with ``fold_in(data_key_s, t)``, so K fused updates equal K single
 updates, a resumed run equals an uninterrupted one, and adding seeds never changes existing ones.
 
-Run directory layout::
+Run directory (:mod:`scalerl.runs` owns the layout)::
 
     RUN_DIR/config.json          train + agent config (resume checks it)
     RUN_DIR/metrics.jsonl        one line per (log step, seed): training losses and validation losses
@@ -20,15 +20,26 @@ import json
 import os
 from functools import partial
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from scalerl.atomic import atomic_write_bytes, atomic_write_json
 from scalerl.data import Dataset
 from scalerl.errors import ScalerlError
 from scalerl.offline.opex import OpexConfig, check_opex_supported, opex_sample_actions
+from scalerl.runs import (
+    EVAL_FILE,
+    METRICS_FILE,
+    append_jsonl,
+    check_run_dir,
+    has_step,
+    info_rows,
+    list_checkpoints,
+    restore_checkpoint,
+    save_checkpoint,
+    seed_keys,
+    truncate_jsonl,
+    write_config,
+)
 from scalerl.sampling import GoalSamplerConfig, sample_batch
 from scalerl.sinks import MetricSinks, check_sinks
 
@@ -38,13 +49,13 @@ class TrainConfig:
     """How long and how to train (the agent's own hyper-parameters live in its config)."""
 
     agent: str
-    """Registry name of the agent (``fbc``, ``gciql``, ``sharsa``, ...)."""
+    """Registry name of the agent (``fbc``, ``gciql``, ``sharsa``, ...; ``scalerl agents`` lists them all)."""
     env: str
     """Environment / dataset name, e.g. ``puzzle-3x3-play-oraclerep``."""
     data: str
-    """Dataset directory or ``.npz`` file."""
+    """Dataset directory (from ``scalerl generate``) or an OGBench ``.npz`` file."""
     out: str
-    """Run directory."""
+    """Run directory (config.json, metrics.jsonl, eval.jsonl, checkpoints/, curves.png)."""
     steps: int = 100_000
     """Gradient updates per seed."""
     seeds: int = 1
@@ -54,11 +65,11 @@ class TrainConfig:
     log_interval: int = 1000
     """Updates between metric lines; also the number K of updates fused in one jitted call."""
     eval_interval: int = 0
-    """Updates between evaluations (0: evaluate only at the end). A multiple of log_interval."""
+    """Updates between evaluations (0: evaluate only at the end); a multiple of ``log_interval``."""
     eval_episodes: int = 10
-    """Evaluation episodes per task (OGBench has 5 tasks per environment)."""
+    """Evaluation episodes per task (0: no evaluation; OGBench has 5 tasks per environment)."""
     save_interval: int = 10_000
-    """Updates between checkpoints. A multiple of log_interval."""
+    """Updates between checkpoints; a multiple of ``log_interval``."""
     keep_checkpoints: int = 2
     """How many recent checkpoints to keep."""
     validate: bool = True
@@ -79,12 +90,6 @@ class TrainConfig:
         for name in ("eval_interval", "save_interval"):
             if getattr(self, name) % self.log_interval:
                 raise ScalerlError(f"--{name.replace('_', '-')}: expected a multiple of --log-interval")
-
-
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """One key per seed, ``fold_in(PRNGKey(seed), i)``: seed ``i`` does not depend on how many seeds run."""
-    base = jax.random.PRNGKey(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_seeds))
 
 
 def create_agents(agent_cls, config, dataset: Dataset, sampler: GoalSamplerConfig, keys: jax.Array):
@@ -157,63 +162,6 @@ def make_policy_fn(agents, opex: OpexConfig | None = None):
     return lambda observations, goals, key: _policy(agents, observations, goals, key, opex)
 
 
-def save_checkpoint(run_dir: str, step: int, agents, keep: int) -> str:
-    """Atomically write the agents at ``step`` and prune older checkpoints. Returns the file path."""
-    directory = os.path.join(run_dir, "checkpoints")
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"step_{step:08d}.msgpack")
-    atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(agents)))
-    for old in list_checkpoints(run_dir)[:-keep]:
-        os.remove(old[1])
-    return path
-
-
-def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:
-    """``[(step, path)]`` of finished checkpoints, oldest first (temporary files are ignored)."""
-    directory = os.path.join(run_dir, "checkpoints")
-    if not os.path.isdir(directory):
-        return []
-    found = []
-    for name in os.listdir(directory):
-        if name.startswith("step_") and name.endswith(".msgpack"):
-            found.append((int(name[len("step_") : -len(".msgpack")]), os.path.join(directory, name)))
-    return sorted(found)
-
-
-def restore_checkpoint(path: str, template):
-    """Agents restored from ``path`` into the structure of ``template``."""
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return flax.serialization.from_bytes(template, data)
-    except Exception as error:  # msgpack raises several types on corrupt input
-        raise ScalerlError(f"{path}: unreadable checkpoint ({type(error).__name__}: {error})") from None
-
-
-def _to_floats(info: dict, prefix: str = "") -> list[dict]:
-    """``{key: [S]}`` device arrays -> one ``{prefix+key: float}`` dict per seed."""
-    host = jax.device_get(info)
-    num_seeds = len(next(iter(host.values()))) if host else 0
-    return [{f"{prefix}{k}": float(np.asarray(v)[s]) for k, v in host.items()} for s in range(num_seeds)]
-
-
-def _truncate_jsonl(path: str, max_step: int) -> None:
-    """Drop lines logged after ``max_step`` (a killed run's tail) so resumed metrics equal an uninterrupted run's."""
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= max_step]
-    atomic_write_bytes(path, "".join(kept).encode())
-
-
-def _append_jsonl(path: str, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def run_evaluation(
     agents,
     env_name: str,
@@ -267,35 +215,19 @@ def train(
     from tqdm import tqdm
 
     from scalerl.agents import get_agent, sampler_config
-    from scalerl.data import list_shards, load_dataset
+    from scalerl.data import load_dataset
+    from scalerl.manifest import list_shards
 
     agent_cls, config_cls = get_agent(config.agent)
-    if not isinstance(agent_config, config_cls):
+    if type(agent_config) is not config_cls:
         raise ScalerlError(f"--agent: config {type(agent_config).__name__} does not belong to agent '{config.agent}'")
     if opex is not None:
         check_opex_supported(agent_cls, config.agent)
     check_sinks(config.tensorboard, config.wandb_project)
     run_dir = config.out
-    config_path = os.path.join(run_dir, "config.json")
     saved = {"train": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}
     saved_json = json.loads(json.dumps(saved, default=str))
-    if resume:
-        if not os.path.isfile(config_path):
-            raise ScalerlError(f"--resume: {config_path} not found; nothing to resume")
-        with open(config_path) as f:
-            previous = json.load(f)
-        if previous != saved_json:
-            changed = sorted(
-                f"{part}.{key}"
-                for part in ("train", "agent")
-                for key in set(previous.get(part, {})) | set(saved_json[part])
-                if previous.get(part, {}).get(key) != saved_json[part].get(key)
-            )
-            raise ScalerlError(f"--resume: {config_path} differs from this command in {', '.join(changed)}")
-    elif os.path.isfile(config_path):
-        raise ScalerlError(
-            f"--out: {run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
+    check_run_dir(run_dir, saved_json, resume)
     # Everything that can fail on bad input (data, agent config) happens before the run directory is written.
     sampler = sampler_config(agent_config)
     dataset = load_dataset(config.data, env_name=config.env)
@@ -310,20 +242,19 @@ def train(
     keys = seed_keys(config.seed, config.seeds)
     init_keys, data_keys, val_keys = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys) for i in range(3))
     agents = create_agents(agent_cls, agent_config, dataset, sampler, init_keys)
-    os.makedirs(run_dir, exist_ok=True)
     if not resume:
-        atomic_write_json(config_path, saved_json)
+        write_config(run_dir, saved_json)
 
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    eval_path = os.path.join(run_dir, "eval.jsonl")
+    metrics_path = os.path.join(run_dir, METRICS_FILE)
+    eval_path = os.path.join(run_dir, EVAL_FILE)
     start = 0
     if resume:
         checkpoints = list_checkpoints(run_dir)
         if checkpoints:
             start, path = checkpoints[-1]
             agents = restore_checkpoint(path, agents)
-        _truncate_jsonl(metrics_path, start)
-        _truncate_jsonl(eval_path, start)
+        truncate_jsonl(metrics_path, start)
+        truncate_jsonl(eval_path, start)
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)
 
@@ -337,37 +268,29 @@ def train(
         count = min(config.log_interval, config.steps - step)
         agents, info = train_chunk(agents, dataset, data_keys, step, sampler, batch_size, count)
         step += count
-        rows = _to_floats(info, "train/")
+        rows = info_rows(step, info, config.seeds, "train/")
         if val_dataset is not None:
             step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(val_keys, step)
-            val_rows = _to_floats(validation_info(agents, val_dataset, step_keys, sampler, batch_size), "val/")
-            rows = [{**row, **val_row} for row, val_row in zip(rows, val_rows)]
-        rows = [{"step": step, "seed": s, **row} for s, row in enumerate(rows)]
-        _append_jsonl(metrics_path, rows)
+            val_info = validation_info(agents, val_dataset, step_keys, sampler, batch_size)
+            rows = [{**row, **val_row} for row, val_row in zip(rows, info_rows(step, val_info, config.seeds, "val/"))]
+        append_jsonl(metrics_path, rows)
         sinks.write(rows)
         bar.update(count)
         if config.eval_interval and step % config.eval_interval == 0 and step < config.steps and config.eval_episodes:
             eval_rows = run_evaluation(agents, config.env, config.eval_episodes, config.seed, step, False, opex=opex)
-            _append_jsonl(eval_path, eval_rows)
+            append_jsonl(eval_path, eval_rows)
             sinks.write(eval_rows)
         if step % config.save_interval == 0 or step == config.steps:
             save_checkpoint(run_dir, step, agents, config.keep_checkpoints)
     bar.close()
-    if config.eval_episodes and not _has_eval(eval_path, config.steps):
+    if config.eval_episodes and not has_step(eval_path, config.steps):
         eval_rows = run_evaluation(
             agents, config.env, config.eval_episodes, config.seed, config.steps, progress, opex=opex
         )
-        _append_jsonl(eval_path, eval_rows)
+        append_jsonl(eval_path, eval_rows)
         sinks.write(eval_rows)
     sinks.close()
     from scalerl.plots import plot_run
 
     plot_run(run_dir)
     return run_dir
-
-
-def _has_eval(path: str, step: int) -> bool:
-    if not os.path.isfile(path):
-        return False
-    with open(path) as f:
-        return any(json.loads(line)["step"] == step for line in f if line.strip())

@@ -4,61 +4,68 @@ from __future__ import annotations
 
 import typer
 
+from scalerl.errors import ScalerlError
+
+# SAC fields that have a named flag besides --agent.FIELD, and the flag names that are not the field's name.
+_NAMED_AGENT_FIELDS = ("batch_size", "lr", "critic_type", "critic_width", "critic_depth", "discount", "tau")
+_AGENT_FLAG_NAMES = {"critic_type": "critic"}
+
+
+def sac_help() -> str:
+    """Every ``--agent.FIELD`` flag of ``SACConfig``, one paragraph each (the epilog of ``scalerl online --help``)."""
+    from scalerl.online.sac import SACConfig
+    from scalerl.overrides import describe
+
+    return f"Agent fields ({SACConfig.__name__}):\n\n" + describe(SACConfig).replace("\n", "\n\n")
+
 
 def online(
-    env: str = typer.Option(
-        "dmc:cartpole-swingup", help="Gymnasium MuJoCo id (Hopper-v5) or DMC task (dmc:cheetah-run)."
-    ),
-    utd: float = typer.Option(1.0, help="Updates-to-data ratio sigma (gradient updates per env step; < 1 allowed)."),
-    steps: int = typer.Option(100_000, help="Environment steps per seed."),
-    seeds: int = typer.Option(1, help="Seeds trained together in one process (vmapped; one environment each)."),
-    batch_size: int = typer.Option(256, help="Transitions per gradient update (B)."),
-    lr: float = typer.Option(3e-4, help="Adam learning rate (eta) of actor, critics and entropy coefficient."),
-    critic: str = typer.Option("mlp", help="Critic architecture: mlp, or bro (residual blocks + layer norm)."),
-    critic_width: int = typer.Option(256, help="Critic hidden width (N scales with width and depth)."),
-    critic_depth: int = typer.Option(2, help="Critic hidden layers (mlp) or residual blocks (bro)."),
-    discount: float = typer.Option(0.99, help="Discount factor gamma."),
-    tau: float = typer.Option(0.005, help="Polyak rate of the target critics."),
-    start_steps: int = typer.Option(5000, help="Random-action steps before the first update."),
-    buffer_size: int = typer.Option(
-        1_000_000, help="Replay capacity in transitions per seed (oldest overwritten first)."
-    ),
-    eval_every: int = typer.Option(10_000, help="Env steps between evaluations, TD diagnostics and checkpoints."),
-    eval_episodes: int = typer.Option(5, help="Deterministic evaluation episodes per seed and evaluation."),
-    validation_steps: int = typer.Option(1000, help="Fresh transitions for the validation TD loss (0: off)."),
-    log_every: int = typer.Option(1000, help="Env steps between training-loss lines in metrics.jsonl."),
-    out: str = typer.Option("runs/online", help="Run directory (config.json, eval.jsonl, metrics.jsonl)."),
+    ctx: typer.Context,
+    loop_fields: dict,
+    agent_fields: dict,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
-    seed: int = typer.Option(0, help="Base random seed."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Train SAC online (Gymnasium MuJoCo or DMC) with UTD, batch size, learning rate and critic size as flags."""
+    """Train SAC online (Gymnasium MuJoCo or DMC) with UTD, batch size, learning rate and critic size as flags.
+
+    Set any SAC field with --agent.FIELD VALUE (listed below); giving both --agent.FIELD and the named flag of the
+    same field (--agent.critic-type and --critic, --agent.lr and --lr, ...) is an error.
+    """
     from scalerl.online.loop import OnlineConfig, run_online
     from scalerl.online.sac import SACConfig
+    from scalerl.overrides import build_config, parse_overrides
 
-    config = OnlineConfig(
-        env=env, steps=steps, utd=utd, seeds=seeds, seed=seed, start_steps=start_steps, buffer_size=buffer_size,
-        eval_every=eval_every, eval_episodes=eval_episodes, validation_steps=validation_steps, log_every=log_every,
-        out=out,
-    )  # fmt: skip
-    agent_config = SACConfig(
-        lr=lr, batch_size=batch_size, critic_type=critic, critic_width=critic_width, critic_depth=critic_depth,
-        discount=discount, tau=tau,
-    )  # fmt: skip
+    config = OnlineConfig(**loop_fields)
+    overrides = parse_overrides(SACConfig, list(ctx.args))
+    for name in sorted(overrides.keys() & agent_fields.keys()):
+        if ctx.get_parameter_source(name).name == "COMMANDLINE":  # not the named flag's default
+            flag = _AGENT_FLAG_NAMES.get(name, name).replace("_", "-")
+            raise ScalerlError(f"--agent.{name.replace('_', '-')} and --{flag} both set {name}; give one of them")
+    agent_config = build_config(SACConfig, {**agent_fields, **overrides})
     run_dir = run_online(config, agent_config, resume=resume, progress=progress)
     typer.echo(_summary(run_dir))
 
 
+def online_command():
+    """:func:`online` with one option per ``OnlineConfig`` field and per named ``SACConfig`` field.
+
+    Building it imports the configs' modules and so JAX; ``scalerl.cli`` builds it only when ``online`` is asked for.
+    """
+    from scalerl.flags import FieldOptions, with_field_options
+    from scalerl.online.loop import OnlineConfig
+    from scalerl.online.sac import SACConfig
+
+    agent_options = FieldOptions(SACConfig, fields=_NAMED_AGENT_FIELDS, flag_names=_AGENT_FLAG_NAMES)
+    return with_field_options(loop_fields=OnlineConfig, agent_fields=agent_options)(online)
+
+
 def _summary(run_dir: str) -> str:
     """One line: the last evaluation's mean return over seeds and where the run's files are."""
-    import json
     import os
 
-    eval_path = os.path.join(run_dir, "eval.jsonl")
-    rows = []
-    if os.path.isfile(eval_path):
-        with open(eval_path) as f:
-            rows = [json.loads(line) for line in f]
+    from scalerl.runs import EVAL_FILE, read_jsonl
+
+    rows = read_jsonl(os.path.join(run_dir, EVAL_FILE))
     last = [row["return"] for row in rows if rows and row["step"] == rows[-1]["step"]]
     result = f"eval return {sum(last) / len(last):.1f} at step {rows[-1]['step']}; " if last else ""
     return f"done: {result}run directory {run_dir} (config.json, eval.jsonl, metrics.jsonl, curves.png, checkpoints/)"

@@ -1,4 +1,4 @@
-"""Online control environments behind one Gymnasium-style interface.
+"""Online control environments (Gymnasium MuJoCo and DeepMind Control) behind one Gymnasium-style interface.
 
 Two families, named on the command line as::
 

@@ -17,7 +17,7 @@ Every ``eval_every`` steps the loop logs, per seed, the mean return of ``eval_ep
 Value-Based Deep RL"): the critic's TD loss on ``validation_steps`` fresh transitions collected by the current policy
 in a separate validation environment, next to the TD loss on as many replay transitions (``metrics.jsonl``).
 
-Run directory layout::
+Run directory (:mod:`scalerl.runs` owns the layout)::
 
     OUT/config.json          loop + agent config (resume checks it)
     OUT/metrics.jsonl        one line per (log step, seed): training losses; at eval steps also td/train_loss and
@@ -40,19 +40,23 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from scalerl.atomic import atomic_write_json
 from scalerl.errors import ScalerlError
-from scalerl.offline.loop import (
-    _append_jsonl,
-    _truncate_jsonl,
+from scalerl.online import buffer as replay
+from scalerl.online.envs import check_env_name, make_online_env
+from scalerl.online.sac import SACAgent, SACConfig
+from scalerl.runs import (
+    EVAL_FILE,
+    METRICS_FILE,
+    append_jsonl,
+    check_run_dir,
+    info_rows,
     list_checkpoints,
     restore_checkpoint,
     save_checkpoint,
     seed_keys,
+    truncate_jsonl,
+    write_config,
 )
-from scalerl.online import buffer as replay
-from scalerl.online.envs import check_env_name, make_online_env
-from scalerl.online.sac import SACAgent, SACConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +76,7 @@ class OnlineConfig:
     start_steps: int = 5000
     """Uniformly random actions (and no updates) for this many first steps."""
     buffer_size: int = 1_000_000
-    """Replay capacity in transitions per seed (fixed, so a run resumed with more --steps keeps its buffer)."""
+    """Replay capacity in transitions per seed, oldest overwritten first (fixed, so a resumed run keeps its buffer)."""
     eval_every: int = 10_000
     """Evaluate, log the TD-overfitting diagnostic and checkpoint every this many environment steps."""
     eval_episodes: int = 5
@@ -84,7 +88,7 @@ class OnlineConfig:
     max_episode_steps: int = 1000
     """Episode length limit (truncation, not termination)."""
     out: str = "runs/online"
-    """Run directory."""
+    """Run directory (config.json, metrics.jsonl, eval.jsonl, checkpoints/, curves.png)."""
 
     def __post_init__(self):
         check_env_name(self.env)
@@ -348,12 +352,6 @@ def create_state(config: OnlineConfig, agent_config: SACConfig, observation_dim:
     return jax.tree.map(lambda x: x.copy(), jax.vmap(one)(keys))
 
 
-def _rows(step: int, seeds: int, values: dict) -> list[dict]:
-    """``{key: [S]}`` device arrays -> one ``{"step", "seed", key: float}`` row per seed."""
-    host = {name: np.asarray(value) for name, value in jax.device_get(values).items()}
-    return [{"step": step, "seed": s, **{k: float(v[s]) for k, v in host.items()}} for s in range(seeds)]
-
-
 def parameter_counts(agent_config: SACConfig, observation_dim: int, action_dim: int) -> dict:
     """Parameter counts of one seed's networks: ``critic_params`` (the whole critic ensemble, N of the model-size
     scaling laws) and ``actor_params``; computed from shapes only (nothing is initialised)."""
@@ -373,31 +371,17 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
 
     envs = _Envs(config)  # unknown environments fail here, before the run directory is touched
     run_dir = config.out
-    config_path = os.path.join(run_dir, "config.json")
     saved = json.loads(json.dumps({"online": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}))
-    comparable = {"online": {k: v for k, v in saved["online"].items() if k != "steps"}, "agent": saved["agent"]}
     saved["model"] = parameter_counts(agent_config, envs.observation_dim, envs.action_dim)
-    if resume:
-        if not os.path.isfile(config_path):
-            raise ScalerlError(f"--resume: {config_path} not found; nothing to resume")
-        with open(config_path) as f:
-            previous = json.load(f)
-        previous["online"].pop("steps", None)
-        previous.pop("model", None)  # derived from the rest
-        if previous != comparable:
-            raise ScalerlError(f"--resume: {config_path} differs from this command (only --steps may change)")
-    elif os.path.isfile(config_path):
-        raise ScalerlError(
-            f"--out: {run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_json(config_path, saved)
+    # --steps may grow on resume; the model's parameter counts are derived from the rest.
+    check_run_dir(run_dir, saved, resume, may_change=("online.steps", "model"))
+    write_config(run_dir, saved)
 
     eval_envs = [make_online_env(config.env, config.max_episode_steps) for _ in range(config.seeds)]
     validation_envs = [make_online_env(config.env, config.max_episode_steps) for _ in range(config.seeds)]
     state = create_state(config, agent_config, envs.observation_dim, envs.action_dim)
     diagnostic_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1_000_003)
-    metrics_path, eval_path = os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "eval.jsonl")
+    metrics_path, eval_path = os.path.join(run_dir, METRICS_FILE), os.path.join(run_dir, EVAL_FILE)
     step = 0
     checkpoints = list_checkpoints(run_dir) if resume else []
     if checkpoints:
@@ -413,8 +397,8 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
                 os.remove(path)
         state, actions = first_actions(state, envs.observations, config.start_steps > 0)
         actions = np.asarray(actions)
-    _truncate_jsonl(metrics_path, step)
-    _truncate_jsonl(eval_path, step)
+    truncate_jsonl(metrics_path, step)
+    truncate_jsonl(eval_path, step)
 
     bar = tqdm(
         total=config.steps, initial=step, unit="step", desc=f"{config.env} x{config.seeds}", disable=not progress
@@ -433,21 +417,22 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
         bar.update(1)
         evaluate_now = step % config.eval_every == 0 or step == config.steps
         if step % config.log_every == 0 or evaluate_now:
-            rows = _rows(step, config.seeds, info)
+            rows = info_rows(step, info, config.seeds)
             for s, row in enumerate(rows):
                 if not np.isnan(envs.last_returns[s]):
                     row["train/episode_return"] = float(envs.last_returns[s])
             if evaluate_now and config.validation_steps:
                 key = jax.random.fold_in(diagnostic_key, step)
                 validation = collect_validation(state.agent, config, validation_envs, step // config.eval_every, key)
-                td_rows = _rows(step, config.seeds, td_losses(state, validation, jax.random.fold_in(key, 1)))
+                td_info = td_losses(state, validation, jax.random.fold_in(key, 1))
+                td_rows = info_rows(step, td_info, config.seeds)
                 rows = [{**row, **td_row} for row, td_row in zip(rows, td_rows)]
-            _append_jsonl(metrics_path, rows)
+            append_jsonl(metrics_path, rows)
         if evaluate_now:
             if config.eval_episodes:
                 returns = evaluate_returns(state.agent, config, eval_envs)
                 rows = [{"step": step, "seed": s, "return": float(r)} for s, r in enumerate(returns)]
-                _append_jsonl(eval_path, rows)
+                append_jsonl(eval_path, rows)
                 bar.set_postfix(eval_return=f"{returns.mean():.1f}")
             checkpoint = {"state": jax.device_get(state), "envs": envs.record(), "actions": actions}
             save_checkpoint(run_dir, step, checkpoint, keep=2)

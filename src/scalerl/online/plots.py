@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 
 from scalerl.atomic import save_figure
-from scalerl.plots import plt, read_jsonl, seed_mean
+from scalerl.plots import plt, seed_mean
+from scalerl.runs import EVAL_FILE, METRICS_FILE, read_jsonl
 
 
 def plot_online_run(run_dir: str, path: str | None = None) -> str:
     """Plot ``eval.jsonl``'s return and ``metrics.jsonl``'s TD losses (mean +- std over seeds); returns the PNG."""
-    metrics = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
-    evals = read_jsonl(os.path.join(run_dir, "eval.jsonl"))
+    metrics = read_jsonl(os.path.join(run_dir, METRICS_FILE))
+    evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
     fig, (return_ax, td_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
     steps, mean, std = seed_mean(evals, "return")
     if len(steps):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from scalerl import losses
+from scalerl.agents.common import adam_step, optimizer, polyak_update
 from scalerl.errors import ScalerlError
 from scalerl.networks import MLP, GaussianActor, default_init, ensemble
 
@@ -33,15 +33,15 @@ class SACConfig:
     """Hyper-parameters of online SAC (defaults: Haarnoja et al. 2018 with jaxrl's target entropy)."""
 
     lr: float = 3e-4
-    """Adam learning rate (actor, critics and entropy coefficient)."""
+    """Adam learning rate eta (actor, critics and entropy coefficient)."""
     batch_size: int = 256
-    """Transitions per gradient update."""
+    """Transitions per gradient update (B)."""
     actor_hidden_dims: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of the actor MLP."""
     critic_type: str = "mlp"
     """Critic architecture: ``mlp`` (plain MLP) or ``bro`` (residual blocks with layer norm; Nauman et al. 2024)."""
     critic_width: int = 256
-    """Hidden width of each critic."""
+    """Hidden width of each critic (the critic size N scales with width and depth)."""
     critic_depth: int = 2
     """Hidden layers of the MLP critic, or residual blocks of the BRO critic."""
     num_qs: int = 2
@@ -158,7 +158,7 @@ class SACAgent(struct.PyTreeNode):
         return cls(
             params=params,
             target_params={"critic": params["critic"]},
-            opt_state=optax.adam(config.lr).init(params),
+            opt_state=optimizer(config.lr).init(params),
             action_dim=action_dim,
             config=config,
         )
@@ -209,12 +209,9 @@ class SACAgent(struct.PyTreeNode):
 
     def update(self, batch: dict, key: jax.Array) -> tuple[SACAgent, dict]:
         """One Adam step on :meth:`total_loss`, then the Polyak update of the target critics. Pure; the caller jits."""
-        grads, info = jax.grad(self.total_loss, argnums=1, has_aux=True)(batch, self.params, key)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        target_critic = losses.ema_update(params["critic"], self.target_params["critic"], self.config.tau)
-        info["grad/norm"] = losses.global_norm(grads)
-        return self.replace(params=params, target_params={"critic": target_critic}, opt_state=opt_state), info
+        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
+        target_params = polyak_update(params, self.target_params, self.config.tau)
+        return self.replace(params=params, target_params=target_params, opt_state=opt_state), info
 
     def sample_actions(self, observations: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
         """Actions ``[..., A]`` in ``[-1, 1]``: a sample of ``pi(. | s)``, or its mode when ``deterministic``."""

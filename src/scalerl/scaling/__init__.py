@@ -1,6 +1,7 @@
 """Scaling laws for value-based RL: sweeps, results tables, fits, Pareto frontiers and reports.
 
-Implements ``SCALING.md`` (Rybkin et al. 2025, arXiv 2502.04327; Fu, Rybkin et al. 2025, arXiv 2508.14881):
+Implements the method of ``docs/scaling.md`` (Rybkin et al. 2025, arXiv 2502.04327; Fu, Rybkin et al. 2025,
+arXiv 2508.14881):
 
 - :mod:`~scalerl.scaling.spec` and :mod:`~scalerl.scaling.sweep`: sweep files and running their trials locally or on
   Ray (``scalerl sweep``);

@@ -1,7 +1,7 @@
 """From a results table to every fitted number: the pipeline behind ``scalerl fit`` (no plotting, no file I/O).
 
-Online sweeps (a ``utd`` column that varies) go through ``SCALING.md`` sections 2-6: bootstrap crossings, B* and
-eta* fits with proposals, D_J(sigma), compute and the Pareto frontier, budget-optimal sigma*, and the model-size
+Online sweeps (a ``utd`` column that varies) go through the method of ``docs/scaling.md``: bootstrap crossings, B*
+and eta* fits with proposals, D_J(sigma), compute and the Pareto frontier, budget-optimal sigma*, and the model-size
 forms when ``n_params`` varies. Offline sweeps (``dataset_size``, ``width``, ``n_params`` or ``subgoal_steps``
 varying) get a saturating power law of the final metric per agent. Every fitted number is an
 :class:`~scalerl.scaling.estimates.Estimate`-shaped ``{"value", "ci"}``: the point fit plus the percentile interval
@@ -162,7 +162,7 @@ def _column(configs: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def fit_online(results: Results, metric: str, options: FitOptions) -> dict:
-    """Sections 2-6 of ``SCALING.md`` on runs that vary ``utd``."""
+    """The online method of ``docs/scaling.md`` (data to threshold through model size) on runs that vary ``utd``."""
     varying = results.varying()
     config_columns = sorted(set(varying) | ({"env"} & set(results.config_columns)))
     curves = extract_curves(results, metric, config_columns)

@@ -1,5 +1,5 @@
 # ruff: noqa: B008  (typer declares options as argument defaults)
-"""``scalerl sweep``, ``scalerl fit`` and ``scalerl report``."""
+"""The scaling-law commands: ``scalerl sweep``, ``scalerl fit`` (and its printed summary) and ``scalerl report``."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def fit(
     step_interval: int = _STEP_INTERVAL,
     max_return: list[str] = _MAX_RETURN,
 ) -> None:
-    """Fit the scaling laws of SCALING.md to runs; print a summary and optionally write all numbers as JSON."""
+    """Fit the scaling laws of docs/scaling.md to runs; print a summary and optionally write all numbers as JSON."""
     flags = dict(locals())
     from scalerl.scaling.analysis import fit_all
 

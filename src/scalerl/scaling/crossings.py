@@ -1,10 +1,10 @@
 """Data to threshold: isotonic seed-mean curves, first threshold crossings, and their bootstrap over seeds.
 
-Section 2 of ``SCALING.md`` (Rybkin et al. 2025, "Value-Based Deep RL Scales Predictably", arXiv 2502.04327):
-average the return curve over seeds, fit an increasing isotonic regression of the mean against the step, and
-take the first logged step at which it reaches the threshold J (NaN when it never does). Resampling the seeds with
-replacement and redoing this gives the bootstrap distribution of D_J that drives hyper-parameter selection and every
-confidence interval downstream. All functions here are pure numpy/scipy on arrays.
+"Data to threshold" in ``docs/scaling.md`` (Rybkin et al. 2025, "Value-Based Deep RL Scales Predictably",
+arXiv 2502.04327): average the return curve over seeds, fit an increasing isotonic regression of the mean against
+the step, and take the first logged step at which it reaches the threshold J (NaN when it never does). Resampling
+the seeds with replacement and redoing this gives the bootstrap distribution of D_J that drives hyper-parameter
+selection and every confidence interval downstream. All functions here are pure numpy/scipy on arrays.
 """
 
 from __future__ import annotations

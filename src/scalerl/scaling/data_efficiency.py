@@ -1,6 +1,7 @@
 """Data efficiency D_J(sigma), its cross-environment aggregation, compute C_J, the Pareto frontier and sigma*.
 
-Sections 4 and 5 of ``SCALING.md`` (Rybkin et al. 2025, arXiv 2502.04327):
+"Data efficiency" and "Compute, Pareto frontier, budget" in ``docs/scaling.md`` (Rybkin et al. 2025, arXiv
+2502.04327):
 
     D_J(sigma) = D_min + (beta / sigma) ** alpha                 (per threshold J)
     C_J(sigma) = k * sigma * B*(sigma) * N * D_J(sigma)

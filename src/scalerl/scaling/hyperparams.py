@@ -1,9 +1,9 @@
 """Best batch size and learning rate as functions of the UTD ratio sigma, and the proposals they give.
 
-Section 3 of ``SCALING.md`` (Rybkin et al. 2025, arXiv 2502.04327). For every bootstrap replicate and every group
-that fixes all but one hyper-parameter (e.g. env, B, sigma), the value of the free one (eta) with the smallest D_J
-at the selection threshold wins (NaN counts as infinity); the winners are averaged over the other hyper-parameter
-and over replicates, and fitted in log space:
+"B* and eta*" in ``docs/scaling.md`` (Rybkin et al. 2025, arXiv 2502.04327). For every bootstrap replicate and every
+group that fixes all but one hyper-parameter (e.g. env, B, sigma), the value of the free one (eta) with the smallest
+D_J at the selection threshold wins (NaN counts as infinity); the winners are averaged over the other
+hyper-parameter and over replicates, and fitted in log space:
 
     log10 eta*(sigma) = s_eta * log10 sigma + a_env,     log10 B*(sigma) = s_B * log10 sigma + b_env
 

@@ -1,6 +1,6 @@
 """Model-size scaling: B*(sigma, N), D_J(sigma, N) and the compute-optimal (sigma*, N*) for a budget.
 
-Section 6 of ``SCALING.md`` (Fu, Rybkin et al. 2025, "Compute-Optimal Scaling for Value-Based Deep RL",
+"Model size" in ``docs/scaling.md`` (Fu, Rybkin et al. 2025, "Compute-Optimal Scaling for Value-Based Deep RL",
 arXiv 2508.14881):
 
     B*(sigma, N)  = a / (sigma ** alpha * (1 + (b / N) ** c))

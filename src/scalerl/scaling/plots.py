@@ -1,4 +1,4 @@
-"""PNG plots of scaling fits. Plotters read the fit dict (``scalerl fit --json``) and never fit anything.
+"""PNG plots of scaling fits, drawn from the fit dict (``scalerl fit --json``); nothing is fitted here.
 
 Each function draws one figure, saves it to ``path`` and returns the path (None when the fits hold nothing to draw).
 """

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from scalerl.errors import ScalerlError
+from scalerl.manifest import read_manifest
+from scalerl.runs import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, METRICS_FILE, read_jsonl
 
 ALIASES = {
     "env": ("env", "env_name", "environment", "task"),
@@ -93,8 +95,8 @@ def find_run_dirs(path: str | os.PathLike) -> list[str]:
         raise ScalerlError(f"{path}: not a directory")
     found = []
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "checkpoints")
-        if "eval.jsonl" in files or "metrics.jsonl" in files:
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != CHECKPOINT_DIR)
+        if EVAL_FILE in files or METRICS_FILE in files:
             found.append(root)
     return sorted(found)
 
@@ -103,7 +105,7 @@ def _flatten_config(run_dir: str) -> dict:
     """Configuration of a run: ``config.json`` (train or online, agent and model fields) under the sweep's
     ``trial.json`` params."""
     config: dict = {}
-    config_path = os.path.join(run_dir, "config.json")
+    config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isfile(config_path):
         saved = _read_json(config_path)
         for part in ("train", "online", "agent", "model"):  # offline runs write train, online runs write online
@@ -133,11 +135,12 @@ def _flatten_config(run_dir: str) -> dict:
 
 def _dataset_size(data_path: str) -> int | None:
     """Training transitions of a scalerl dataset directory, from its manifest (None if there is none)."""
-    manifest_path = os.path.join(data_path, "manifest.json")
-    if not data_path or not os.path.isfile(manifest_path):
+    if not data_path:
         return None
     try:
-        manifest = _read_json(manifest_path)
+        manifest = read_manifest(data_path)
+        if manifest is None:
+            return None
         if "transitions" in manifest:
             return int(manifest["transitions"])
         return int(manifest["total_episodes"]) * int(manifest["episode_length"])
@@ -151,22 +154,6 @@ def _read_json(path: str) -> dict:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as error:
         raise ScalerlError(f"{path}: not readable JSON ({error})") from None
-
-
-def _read_jsonl(path: str) -> list[dict]:
-    rows = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                # A line cut short by a killed writer: keep what came before it.
-                if number == 1:
-                    raise ScalerlError(f"{path}: line {number} is not JSON") from None
-                break
-    return rows
 
 
 def load_run_dirs(paths: Sequence[str | os.PathLike], file: str = "eval.jsonl", only_done: bool = False) -> Results:
@@ -190,7 +177,7 @@ def load_run_dirs(paths: Sequence[str | os.PathLike], file: str = "eval.jsonl", 
             config = _flatten_config(run_dir)
             if only_done and config.get("status") not in (None, "done"):
                 continue
-            rows = _read_jsonl(jsonl)
+            rows = read_jsonl(jsonl)
             if not rows:
                 continue
             frame = pd.DataFrame(rows)

@@ -35,6 +35,7 @@ import time
 
 from scalerl.atomic import atomic_write_json
 from scalerl.errors import ScalerlError
+from scalerl.runs import iter_jsonl
 from scalerl.scaling.spec import SweepSpec, Trial
 
 TRIAL_FILE = "trial.json"
@@ -56,21 +57,12 @@ def read_trial(trial_dir: str) -> dict | None:
 def find_nan(trial_dir: str, files: tuple[str, ...]) -> str | None:
     """The first NaN / inf number in the trial's JSON-lines files, described in a few words (None if there is none)."""
     for name in files:
-        path = os.path.join(trial_dir, name)
-        if not os.path.isfile(path):
-            continue
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(row, dict):
-                    continue
-                for key, value in row.items():
-                    if isinstance(value, float) and not math.isfinite(value):
-                        step = f", step {row['step']}" if "step" in row else ""
-                        return f"{name} line {number}: {key} = {value}{step}"
+        # A trial's command may write anything: lines that are not JSON objects are skipped, not fatal.
+        for number, _, row in iter_jsonl(os.path.join(trial_dir, name), skip_corrupt=True):
+            for key, value in row.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    step = f", step {row['step']}" if "step" in row else ""
+                    return f"{name} line {number}: {key} = {value}{step}"
     return None
 
 

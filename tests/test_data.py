@@ -44,6 +44,15 @@ def test_directory_of_shards_concatenates_in_order(tmp_path):
     assert val.size == 5
 
 
+def test_last_valid_row_is_the_trajectory_end_for_goals(tmp_path):
+    """OGBench's compact layout: the final row is only a next state; the last valid row is the last current state."""
+    write_shard(tmp_path / "d-00000.npz", episodes=2, length=4)
+    dataset = load_dataset(tmp_path)
+    np.testing.assert_array_equal(dataset.traj_ends, [3, 3, 3, 3, 7, 7, 7, 7])
+    np.testing.assert_array_equal(dataset.valid_idxs, [0, 1, 2, 4, 5, 6])
+    np.testing.assert_array_equal(dataset.last_valid(dataset.valid_idxs), [2, 2, 2, 6, 6, 6])
+
+
 def test_single_ogbench_file_and_its_val_companion(tmp_path):
     write_shard(tmp_path / "pointmaze-medium-navigate-v0.npz")
     write_shard(tmp_path / "pointmaze-medium-navigate-v0-val.npz", episodes=1)

@@ -13,6 +13,7 @@ import typer
 import typer.core
 import typer.main
 
+from scalerl.compile_cache import configure_compile_cache
 from scalerl.demo import demo
 from scalerl.errors import ScalerlError
 from scalerl.generate.command import generate
@@ -71,6 +72,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root(
+    compile_cache: bool = typer.Option(
+        True,
+        "--compile-cache/--no-compile-cache",
+        help="Keep JAX's compiled programs in ~/.cache/scalerl/jax so a repeated run starts faster "
+        "(also SCALERL_COMPILE_CACHE=off|DIR).",
+    ),
+) -> None:
+    """scalerl: generate OGBench datasets, train offline/online RL agents, fit scaling laws."""
+    configure_compile_cache(compile_cache)
+
+
 app.command("demo")(demo)
 app.command("generate")(generate)
 app.command("info")(info)

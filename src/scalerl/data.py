@@ -7,8 +7,9 @@ A dataset on disk is one or more ``.npz`` files with OGBench's keys::
 where every trajectory's last row has ``terminals == 1`` and no valid next state. In memory it becomes a
 :class:`Dataset` in OGBench's *compact* form: the next observation of row ``i`` is row ``i + 1`` when
 ``valids[i] == 1``, and ``traj_ends[i]`` is the index of the last row of ``i``'s trajectory, so every kind of goal
-and subgoal sampling is a gather (see :mod:`scalerl.sampling`). Which files make up a dataset is
-:func:`scalerl.manifest.list_shards`'s business.
+and subgoal sampling is a gather (see :mod:`scalerl.sampling`). As in OGBench's compact datasets, a trajectory's final
+row is only ever a next state: its last *valid* row (``traj_ends - 1``) is the last current state, and the last state a
+goal or subgoal may be. Which files make up a dataset is :func:`scalerl.manifest.list_shards`'s business.
 
 Validation happens on load; each problem is a one-line :class:`~scalerl.errors.ScalerlError` naming the file.
 """
@@ -38,8 +39,10 @@ class Dataset(struct.PyTreeNode):
     Attributes:
         observations: ``[N, obs_dim]`` float32.
         actions: ``[N, action_dim]`` float32 (the action of the last row of a trajectory is meaningless).
-        traj_ends: ``[N]`` int32, index of the last row of the trajectory that contains row ``i``.
-        valid_idxs: ``[M]`` int32, the rows with ``valids == 1`` (the transitions that can be sampled).
+        traj_ends: ``[N]`` int32, index of the last row of the trajectory that contains row ``i`` (its final row, only
+            ever a next state; goals end at :meth:`last_valid`).
+        valid_idxs: ``[M]`` int32, the rows with ``valids == 1`` (the transitions that can be sampled, and the states
+            random goals are drawn from).
         oracle_reps: ``[N, goal_dim]`` float32 oracle goal representations, or ``None``.
     """
 
@@ -63,6 +66,20 @@ class Dataset(struct.PyTreeNode):
     def valids(self) -> jnp.ndarray:
         """``[N]`` float32, 1 where row ``i + 1`` is the next state of row ``i`` (computed; not kept on the device)."""
         return (self.traj_ends != jnp.arange(self.size)).astype(jnp.float32)
+
+    def last_valid(self, idxs: jnp.ndarray) -> jnp.ndarray:
+        """The last valid row of each row's trajectory (its last current state): ``traj_ends[idxs] - 1``.
+
+        Goals and subgoals end here, as in OGBench's compact datasets (Park et al. 2024): the final row has no action
+        and is never a current state, so a goal there could never be reached (``state == goal`` never fires).
+
+        Args:
+            idxs: ``[B]`` rows with a valid next state (for a one-row trajectory the result is meaningless).
+
+        Returns:
+            ``[B]`` int32.
+        """
+        return self.traj_ends[idxs] - 1
 
 
 def read_shard(path: str, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:

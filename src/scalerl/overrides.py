@@ -105,17 +105,23 @@ def parse_overrides(config_cls: type, args: list[str], prefix: str = "--agent.")
     return overrides
 
 
-def build_config(config_cls: type, overrides: dict):
+def build_config(config_cls: type, overrides: dict, prefix: str = "--agent."):
     """Instantiate ``config_cls`` with overrides; a validation error becomes a one-line ScalerlError.
 
-    A :class:`ScalerlError` raised by the config itself already names its flag and is passed on unchanged.
+    A :class:`ScalerlError` raised by the config itself (a range check, :mod:`scalerl.ranges`) already names its flag
+    and is passed on unchanged. Another ``ValueError`` that starts with a field's name (``q_agg: expected 'min' or
+    'mean', got 'max'``) is reworded to name the field's flag (``--agent.q-agg: expected ...``); any other becomes
+    ``--agent: invalid CONFIG: MESSAGE``.
     """
     try:
         return config_cls(**overrides)
     except ScalerlError:
         raise
     except (ValueError, TypeError) as error:
-        raise ScalerlError(f"--agent: invalid {config_cls.__name__}: {error}") from None
+        name, separator, rest = str(error).partition(": ")
+        if separator and name in {field.name for field in dataclasses.fields(config_cls)}:
+            raise ScalerlError(f"{prefix}{name.replace('_', '-')}: {rest}") from None
+        raise ScalerlError(f"{prefix.rstrip('.')}: invalid {config_cls.__name__}: {error}") from None
 
 
 def describe(config_cls: type, prefix: str = "--agent.") -> str:

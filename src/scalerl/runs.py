@@ -2,8 +2,10 @@
 
 Offline runs (``scalerl train``), online runs (``scalerl online``) and sweep trials share one layout::
 
-    RUN_DIR/config.json                         the run's settings (a resumed run must match them)
-    RUN_DIR/metrics.jsonl                       one JSON object per line: training losses per (log step, seed)
+    RUN_DIR/config.json                         the run's settings (a resumed run must match them, but for its
+                                                length and logging: :data:`RESUME_MAY_CHANGE`)
+    RUN_DIR/metrics.jsonl                       one JSON object per line: training losses per (log step, seed) and
+                                                the wall time (``time/`` keys, :class:`RunTimer`)
     RUN_DIR/eval.jsonl                          one JSON object per line: evaluation results per (eval step, seed)
     RUN_DIR/checkpoints/step_XXXXXXXX.msgpack   the trainer's state of all seeds (the last few are kept)
 
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -36,20 +39,54 @@ EVAL_FILE = "eval.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 
 
-def check_run_dir(run_dir: str, saved: dict, resume: bool, may_change: tuple[str, ...] = ()) -> None:
-    """Refuse a run that does not fit ``run_dir``: a new run needs a directory without ``config.json``, a resumed
-    run one whose ``config.json`` equals ``saved``. Nothing is written.
+RESUME_MAY_CHANGE = (
+    "train.out",
+    "train.steps",
+    "train.log_interval",
+    "train.eval_interval",
+    "train.eval_episodes",
+    "train.save_interval",
+    "train.keep_checkpoints",
+    "train.validate",
+    "train.tensorboard",
+    "train.wandb_project",
+    "online.out",
+    "online.steps",
+    "online.log_every",
+    "online.eval_every",
+    "online.eval_episodes",
+    "online.validation_steps",
+    "model",
+)
+"""What a resumed run may change: where it lives, how long it trains, and what it logs, evaluates and checkpoints
+(nothing here changes the agents' updates, which depend only on ``(seed, update index)``); and the ``model`` section,
+derived from the rest. The agent, data, environment, seeds and seed, the replay and UTD settings may not change."""
+
+
+def check_run_dir(
+    run_dir: str,
+    saved: dict,
+    resume: bool,
+    may_change: tuple[str, ...] = RESUME_MAY_CHANGE,
+    defaults: dict | None = None,
+) -> None:
+    """Refuse a run that does not fit ``run_dir``: a new run needs a directory without ``config.json``; a resumed
+    run one whose ``config.json`` equals ``saved`` except in ``may_change``, and ``--steps`` no lower than its latest
+    checkpoint. Nothing is written; a resumed run then writes ``saved`` as its new ``config.json``.
 
     Args:
         run_dir: the run directory.
         saved: the ``config.json`` this command writes, in JSON types (``{section: {key: value}}``).
         resume: whether the command continues the run.
-        may_change: what may differ on resume: ``section.key`` options (``online.steps``) or whole sections derived
-            from the rest (``model``). When given, a refusal names the options that may change; otherwise it lists
-            the differing ``section.key``.
+        may_change: what may differ on resume: ``section.key`` options (``train.steps``) or whole sections derived
+            from the rest (``model``); :data:`RESUME_MAY_CHANGE` by default. A refusal names the differing
+            ``section.key`` and the options of ``saved``'s sections that may change.
+        defaults: ``{section: {key: default}}`` in JSON types: a key that the run's ``config.json`` lacks (a field
+            added to scalerl after the run was made) is no difference when this command sets it to its default,
+            which is the behaviour the run had.
 
     Raises:
-        ScalerlError: one line starting ``--resume:`` or ``--out:``.
+        ScalerlError: one line starting ``--resume:``, ``--out:`` or ``--steps:``.
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if not resume:
@@ -61,13 +98,42 @@ def check_run_dir(run_dir: str, saved: dict, resume: bool, may_change: tuple[str
     if not os.path.isfile(config_path):
         raise ScalerlError(f"--resume: {config_path} not found; nothing to resume")
     previous = read_config(run_dir, flag="--resume")
-    changed = [key for key in _differences(previous, saved) if not {key, key.split(".", 1)[0]} & set(may_change)]
-    if not changed:
-        return
-    if may_change:
-        options = ", ".join("--" + key.split(".", 1)[1].replace("_", "-") for key in may_change if "." in key)
-        raise ScalerlError(f"--resume: {config_path} differs from this command (only {options} may change)")
-    raise ScalerlError(f"--resume: {config_path} differs from this command in {', '.join(changed)}")
+    changed = [
+        key
+        for key in _differences(previous, saved)
+        if not {key, key.split(".", 1)[0]} & set(may_change)
+        and not _new_field_at_default(key, previous, saved, defaults)
+    ]
+    if changed:
+        options = [
+            "--" + key.split(".", 1)[1].replace("_", "-")
+            for key in may_change
+            if "." in key and key.split(".", 1)[0] in saved
+        ]
+        allowed = f" (only {', '.join(options)} may change on resume)" if options else ""
+        raise ScalerlError(f"--resume: {config_path} differs from this command in {', '.join(changed)}{allowed}")
+    checkpoints = list_checkpoints(run_dir)
+    latest = checkpoints[-1][0] if checkpoints else 0
+    for section in ("train", "online"):
+        steps = saved.get(section, {}).get("steps", latest)
+        if steps < latest:
+            raise ScalerlError(
+                f"--steps: {run_dir} has a checkpoint at step {latest} and a resumed run continues from it; "
+                f"expected --steps >= {latest}, got {steps}"
+            )
+
+
+def _new_field_at_default(key: str, previous: dict, saved: dict, defaults: dict | None) -> bool:
+    """Whether ``section.key`` is absent from the old config and set to its default (``defaults``) by this one."""
+    section, _, name = key.partition(".")
+    section_defaults = (defaults or {}).get(section, {})
+    return (
+        bool(name)
+        and isinstance(previous.get(section), dict)
+        and name not in previous[section]
+        and name in section_defaults
+        and saved.get(section, {}).get(name) == section_defaults[name]
+    )
 
 
 def _differences(previous, saved: dict) -> list[str]:
@@ -182,6 +248,66 @@ def info_rows(step: int, info: dict, num_seeds: int, prefix: str = "") -> list[d
     return [
         {"step": step, "seed": s, **{key: float(value[s]) for key, value in host.items()}} for s in range(num_seeds)
     ]
+
+
+TIME_PREFIX = "time/"
+"""Prefix of the wall-time keys of metrics lines; they differ between two otherwise identical runs."""
+
+
+def without_wall_time(rows: list[dict]) -> list[dict]:
+    """``rows`` without their ``time/`` keys: what must be identical between a resumed and an uninterrupted run."""
+    return [{key: value for key, value in row.items() if not key.startswith(TIME_PREFIX)} for row in rows]
+
+
+def logged_total_s(path: str, step: int) -> float:
+    """The ``time/total_s`` of the last row of ``path`` logged at or before ``step`` (0 if none): where a resumed
+    run's clock continues from."""
+    rows = [row for row in read_jsonl(path) if row["step"] <= step and "time/total_s" in row]
+    return float(rows[-1]["time/total_s"]) if rows else 0.0
+
+
+class RunTimer:
+    """The wall time of a run for its metrics lines and its last line.
+
+    Every metrics line carries ``time/total_s``, the seconds since the run began (a resumed run adds the total logged
+    at its checkpoint, so the time of every session counts once up to it), and ``time/updates_per_s``, the updates
+    per second of the interval since the previous line. The first interval with updates also compiles them, so the
+    steady rate printed at the end leaves it out (and any interval before it).
+
+    Attributes:
+        previous_s: seconds the run had taken before this session (set once a resumed run knows it).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.started = clock()
+        self.previous_s = 0.0
+        self.updates = 0
+        self.compiled = False
+        self.steady_updates, self.steady_s = 0, 0.0
+
+    def total_s(self) -> float:
+        """Seconds since the run began, earlier sessions included."""
+        return self.previous_s + self.clock() - self.started
+
+    def interval(self, updates: int, seconds: float) -> dict:
+        """Record an interval of ``updates`` updates that took ``seconds``; returns its line's ``time/`` keys."""
+        self.updates += updates
+        if self.compiled:
+            self.steady_updates += updates
+            self.steady_s += seconds
+        self.compiled = self.compiled or updates > 0
+        rate = updates / seconds if seconds > 0 else 0.0
+        return {"time/total_s": round(self.total_s(), 3), "time/updates_per_s": round(rate, 3)}
+
+    def summary(self) -> str:
+        """One line: this session's updates and seconds, the steady rate and the run's total seconds."""
+        if self.steady_s > 0:
+            steady = f"{self.steady_updates / self.steady_s:.1f} updates/s after the first interval (which compiles)"
+        else:
+            steady = "no steady rate (a single interval)"
+        session = self.clock() - self.started
+        return f"time: {self.updates} updates in {session:.1f} s, {steady}; run total {self.total_s():.1f} s"
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:

@@ -3,16 +3,21 @@
 Conventions follow OGBench (Park et al. 2024) and "Horizon Reduction Makes RL Scalable" (Park et al. 2025):
 
 * A transition is a row ``i`` with ``valids[i] == 1``; its next state is row ``i + 1``.
+* A trajectory ends, for goals, at its last valid row ``last = traj_ends - 1`` (the final row is only a next state,
+  never a current state, as in OGBench's compact datasets; see :meth:`scalerl.data.Dataset.last_valid`).
 * A goal is drawn as the current state (prob. ``p_curgoal``), a future state of the same trajectory
-  (``p_trajgoal``; uniform over ``i+1 .. end`` or ``i + Geometric(1 - discount)`` clipped to the end), or a random
-  dataset state (``p_randomgoal``).
+  (``p_trajgoal``; uniform over ``i+1 .. last`` or ``i + Geometric(1 - discount)`` clipped to ``last``; ``i`` itself
+  when ``i == last``), or a random valid row (``p_randomgoal``).
 * Reward and mask: the goal is reached when the goal row *is* the current row (``success = i == goal``);
   ``reward = success`` (or ``success - 1`` with ``gc_negative``), ``mask = 1 - success``.
-* Subgoals lie ``subgoal_steps`` ahead, clipped to the trajectory's end (and, for actor subgoals, to a goal that
-  lies ahead in the same trajectory).
+* Subgoals lie ``subgoal_steps`` ahead, clipped to ``last`` (and, for actor subgoals, to a goal that lies ahead in
+  the same trajectory); they never cross into another trajectory.
 * An n-step chunk holds the ``n`` actions from ``i`` (clipped to the trajectory), the discounted reward sum up to and
-  including the first success, the mask (0 if the goal was reached inside the chunk), the state ``n`` steps ahead
-  and the number of real steps taken (fewer than ``n`` at a trajectory's end).
+  including the first success, the mask (0 if the goal was reached inside the chunk), the state it stops at and the
+  number of real steps taken. An n-step chunk stops ``n`` steps ahead or at the final row (a real next state, as for
+  one-step transitions); a subgoal chunk stops at its subgoal (at most ``last``). A chunk cut short by a
+  trajectory's end keeps its mask (the end is not a success), unlike the reference, which counts it as reaching the
+  goal.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from scalerl.data import Dataset
+from scalerl.ranges import check_ranges
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +51,16 @@ class ActorGoalConfig:
     value."""
     goal_rep: str = "observation"
     """Goal (and subgoal) representation: ``observation`` (full states) or ``oracle`` (the dataset's oracle
-    representations)."""
+    representations). ``scalerl train`` follows the environment name unless this is given: ``oracle`` for
+    ``-oraclerep`` names, else ``observation``."""
+
+    RANGES = {
+        "actor_p_curgoal": "[0, 1]",
+        "actor_p_trajgoal": "[0, 1]",
+        "actor_p_randomgoal": "[0, 1]",
+        "discount": "(0, 1)",  # < 1: geometric goal offsets need a success probability 1 - discount > 0
+    }
+    SUMS_TO_ONE = (("actor_p_curgoal", "actor_p_trajgoal", "actor_p_randomgoal"),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +75,9 @@ class ValueGoalConfig(ActorGoalConfig):
     """Probability that a value goal is a random dataset state."""
     value_geom_sample: bool = False
     """Draw same-trajectory value goals with geometric offsets (True) or uniformly over the rest of the trajectory."""
+
+    RANGES = {"value_p_curgoal": "[0, 1]", "value_p_trajgoal": "[0, 1]", "value_p_randomgoal": "[0, 1]"}
+    SUMS_TO_ONE = (("value_p_curgoal", "value_p_trajgoal", "value_p_randomgoal"),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +97,8 @@ class SubgoalConfig:
     humanoidmaze in Park et al. 2025). If > 0 the sampler adds subgoals this many steps ahead (``low_goals``,
     ``actor_subgoals``, ``subgoal_*``)."""
 
+    RANGES = {"subgoal_steps": ">= 1"}  # the agents with subgoals need one; the sampler allows 0 (none)
+
 
 @dataclasses.dataclass(frozen=True)
 class NStepConfig:
@@ -89,6 +109,8 @@ class NStepConfig:
     ``subgoal_steps`` flag: 25 for puzzles, 50 for cube-octuple and humanoidmaze). If > 1 the sampler adds n-step
     chunks (``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ...)."""
 
+    RANGES = {"nstep": ">= 1"}
+
 
 @dataclasses.dataclass(frozen=True)
 class LowGoalConfig:
@@ -98,6 +120,8 @@ class LowGoalConfig:
     """Discount of the low-level value, also the parameter of its geometric goal offsets (double SHARSA resolves 0 to
     ``1 - 1 / subgoal_steps``). If > 0 the sampler adds low-level value goals (``low_value_goals``,
     ``low_value_rewards``, ``low_value_masks``), drawn with the ``value_p_*`` probabilities and geometric offsets."""
+
+    RANGES = {"low_discount": "[0, 1)"}  # 0: none (double SHARSA: resolved); < 1 for geometric offsets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,17 +137,11 @@ class GoalSamplerConfig(LowGoalConfig, NStepConfig, SubgoalConfig, RewardConfig,
     subgoal_steps: int = 0
     nstep: int = 1
 
+    RANGES = {"subgoal_steps": ">= 0"}  # 0: no subgoals
+
     def __post_init__(self):
-        for prefix in ("value", "actor"):
-            probs = [getattr(self, f"{prefix}_p_{kind}goal") for kind in ("cur", "traj", "random")]
-            if any(p < 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-6:
-                raise ValueError(f"{prefix}_p_*goal: expected non-negative probabilities summing to 1, got {probs}")
-        if not 0.0 <= self.discount < 1.0:
-            raise ValueError(f"discount: expected 0 <= discount < 1, got {self.discount}")
-        if self.subgoal_steps < 0 or self.nstep < 1:
-            raise ValueError("subgoal_steps must be >= 0 and nstep >= 1")
-        if not 0.0 <= self.low_discount < 1.0:
-            raise ValueError(f"low_discount: expected 0 <= low_discount < 1, got {self.low_discount}")
+        # The field groups' ranges, errors naming the fields (a sampler config is built in code, not from flags).
+        check_ranges(self, flag=lambda name: name)
         if self.goal_rep not in ("observation", "oracle"):
             raise ValueError(f"goal_rep: expected 'observation' or 'oracle', got '{self.goal_rep}'")
 
@@ -134,15 +152,15 @@ def sample_indices(key: jax.Array, dataset: Dataset, batch_size: int) -> jax.Arr
     return dataset.valid_idxs[positions]
 
 
-def future_indices(key: jax.Array, idxs: jax.Array, traj_ends: jax.Array, geometric: bool, discount: float):
-    """Future rows of the same trajectory, strictly after ``idxs`` and at most the trajectory's last row.
+def future_indices(key: jax.Array, idxs: jax.Array, last_idxs: jax.Array, geometric: bool, discount: float):
+    """Future rows of the same trajectory, strictly after ``idxs`` (unless ``i == last``) and at most ``last``.
 
-    Uniform: offset uniform on ``1 .. end - i``. Geometric: offset ``~ Geometric(1 - discount)`` (support 1, 2, ...,
-    mean ``1 / (1 - discount)``), clipped to the end.
+    Uniform: offset uniform on ``1 .. last - i``. Geometric: offset ``~ Geometric(1 - discount)`` (support 1, 2, ...,
+    mean ``1 / (1 - discount)``), clipped to ``last``. At ``i == last`` the goal is ``i`` itself (OGBench's rule).
 
     Args:
-        idxs: ``[B]`` rows with a valid next state (so ``end > i``).
-        traj_ends: ``[B]`` last row of each row's trajectory.
+        idxs: ``[B]`` rows with a valid next state.
+        last_idxs: ``[B]`` the last row a goal may be (``>= idxs``): the last valid row of each row's trajectory.
     """
     uniform = jax.random.uniform(key, idxs.shape, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
     if geometric:
@@ -150,9 +168,9 @@ def future_indices(key: jax.Array, idxs: jax.Array, traj_ends: jax.Array, geomet
         offsets = jnp.ceil(jnp.log(uniform) / jnp.log(discount))
         offsets = jnp.clip(offsets, 1, jnp.iinfo(jnp.int32).max // 2).astype(jnp.int32)
     else:
-        span = (traj_ends - idxs).astype(jnp.float32)
+        span = (last_idxs - idxs).astype(jnp.float32)
         offsets = jnp.clip(jnp.floor((1.0 - uniform) * span).astype(jnp.int32) + 1, 1, None)
-    return jnp.minimum(idxs + offsets, traj_ends)
+    return jnp.minimum(idxs + offsets, last_idxs)
 
 
 def sample_goal_indices(
@@ -164,33 +182,50 @@ def sample_goal_indices(
     geometric: bool,
     discount: float,
 ) -> jax.Array:
-    """Goal rows for ``idxs``: current, same-trajectory future, or random, with the given probabilities."""
+    """Goal rows for ``idxs``: current, same-trajectory future (up to the last valid row), or a random valid row, with
+    the given probabilities; every goal is a valid row (a state that is some transition's current state)."""
     type_key, traj_key, random_key = jax.random.split(key, 3)
-    future = future_indices(traj_key, idxs, dataset.traj_ends[idxs], geometric, discount)
-    random = jax.random.randint(random_key, idxs.shape, 0, dataset.observations.shape[0])
+    future = future_indices(traj_key, idxs, dataset.last_valid(idxs), geometric, discount)
+    random = sample_indices(random_key, dataset, idxs.shape[0])
     choice = jax.random.uniform(type_key, idxs.shape)
     return jnp.where(choice < p_curgoal, idxs, jnp.where(choice < p_curgoal + p_trajgoal, future, random))
 
 
-def nstep_chunk(dataset: Dataset, idxs: jax.Array, goal_idxs: jax.Array, nstep: int, discount: float, gc_negative):
+def nstep_chunk(
+    dataset: Dataset,
+    idxs: jax.Array,
+    goal_idxs: jax.Array,
+    nstep: int,
+    discount: float,
+    gc_negative: bool,
+    stop_idxs: jax.Array | None = None,
+):
     """n-step quantities toward a goal.
 
-    Step ``j`` (``0 <= j < nstep``) of the chunk is row ``i + j`` if it lies before the trajectory's last row.
-    The reward of step ``j`` is ``success_j = (i + j == goal)`` (minus 1 with ``gc_negative``); steps after the first
-    success contribute nothing and the mask is 0 if a success happened inside the chunk.
+    The chunk takes the transitions from rows ``i, i + 1, ...`` until it has taken ``nstep`` or reached ``stop``
+    (default: the trajectory's final row, a real next state; a subgoal chunk stops at the last valid row, so that it
+    bootstraps at its subgoal). Each row ``i + j`` (``0 <= j < nstep``) up to the last valid row is checked for the
+    goal: ``success_j = (i + j == goal)``. The reward of step ``j`` is ``success_j`` (minus 1 with ``gc_negative``),
+    summed over the steps taken plus the step at which the goal is reached; steps after the first success contribute
+    nothing and the mask is 0 if a success happened inside the chunk. Reaching ``stop`` before ``nstep`` steps is not
+    a success (the reference counts it as one; Park et al. 2025).
+
+    Args:
+        stop_idxs: ``[B]`` the last row the chunk may stop at, ``i <= stop <= traj_ends[i]``; default ``traj_ends``.
 
     Returns:
-        dict with ``action_chunks [B, n, A]``, ``nstep_rewards [B]`` (``sum_j discount^j r_j`` over real steps up to
-        the first success), ``nstep_masks [B]``, ``nstep_steps [B]`` (real steps, ``min(n, end - i)``; bootstrap with
-        ``discount ** nstep_steps``) and ``nstep_next_idxs [B]`` (``min(i + n, end)``).
+        dict with ``action_chunks [B, n, A]``, ``nstep_rewards [B]`` (``sum_j discount^j r_j`` up to the first
+        success), ``nstep_masks [B]``, ``nstep_steps [B]`` (steps taken, ``min(n, stop - i)``; bootstrap with
+        ``discount ** nstep_steps``) and ``nstep_next_idxs [B]`` (``min(i + n, stop)``, the row it stops at).
     """
     ends = dataset.traj_ends[idxs]  # [B]
+    stops = ends if stop_idxs is None else stop_idxs  # [B]
     offsets = jnp.arange(nstep)  # [n]
     step_idxs = idxs[:, None] + offsets[None, :]  # [B, n]
-    real = step_idxs < ends[:, None]  # a real transition starts at this row
-    success = (step_idxs == goal_idxs[:, None]) & real
+    taken = step_idxs < stops[:, None]  # the chunk takes the transition that starts at this row
+    success = (step_idxs == goal_idxs[:, None]) & (step_idxs < ends[:, None])  # a current state that is the goal
     before_success = jnp.cumsum(success, axis=1) - success  # successes strictly before step j
-    alive = real & (before_success == 0)
+    alive = (taken | success) & (before_success == 0)
     rewards = success.astype(jnp.float32) - (1.0 if gc_negative else 0.0)
     weights = jnp.where(alive, discount ** offsets[None, :].astype(jnp.float32), 0.0)
     action_idxs = jnp.minimum(step_idxs, ends[:, None] - 1)
@@ -198,8 +233,8 @@ def nstep_chunk(dataset: Dataset, idxs: jax.Array, goal_idxs: jax.Array, nstep: 
         action_chunks=dataset.actions[action_idxs],
         nstep_rewards=jnp.sum(weights * rewards, axis=1),
         nstep_masks=1.0 - jnp.any(success, axis=1).astype(jnp.float32),
-        nstep_steps=jnp.sum(real, axis=1).astype(jnp.int32),
-        nstep_next_idxs=jnp.minimum(idxs + nstep, ends),
+        nstep_steps=jnp.sum(taken, axis=1).astype(jnp.int32),
+        nstep_next_idxs=jnp.minimum(idxs + nstep, stops),
     )
 
 
@@ -210,11 +245,10 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
     Returns a dict of arrays (``B = batch_size``):
         ``observations``, ``next_observations`` ``[B, obs_dim]``; ``actions`` ``[B, A]``;
         ``value_goals`` ``[B, goal_dim]``, ``rewards``, ``masks`` ``[B]``; ``actor_goals`` ``[B, goal_dim]``;
-        with ``subgoal_steps > 0``: ``low_goals`` (``subgoal_steps`` ahead, clipped to the end), ``actor_subgoals``
-        (``subgoal_steps`` ahead clipped to the actor goal when it lies ahead in the same trajectory),
+        with ``subgoal_steps > 0``: ``low_goals`` (``subgoal_steps`` ahead, clipped to the last valid row),
+        ``actor_subgoals`` (likewise, and clipped to the actor goal when it lies ahead in the same trajectory),
         ``subgoal_observations`` (the full state at ``low_goals``), ``subgoal_rewards``/``subgoal_masks``/
-        ``subgoal_steps_taken`` (the ``subgoal_steps``-step chunk toward the value goal) and ``subgoal_next_goals``
-        (the goal-rep subgoal one more ``subgoal_steps`` ahead, for SARSA over subgoals) and
+        ``subgoal_steps_taken`` (the chunk toward the value goal that stops at ``low_goals``) and
         ``actor_subgoal_observations`` (the full state at ``actor_subgoals``, for HIQL's high-level advantage);
         with ``nstep > 1``: ``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ``nstep_steps``,
         ``nstep_next_observations``;
@@ -236,11 +270,14 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
         actor_goals=goal_source[actor_goal_idxs],
     )
     if config.subgoal_steps > 0:
-        ends = dataset.traj_ends[idxs]
-        low_idxs = jnp.minimum(idxs + config.subgoal_steps, ends)
+        ends, last = dataset.traj_ends[idxs], dataset.last_valid(idxs)
+        low_idxs = jnp.minimum(idxs + config.subgoal_steps, last)
         goal_ahead = (dataset.traj_ends[actor_goal_idxs] == ends) & (actor_goal_idxs >= idxs)
-        actor_sub_idxs = jnp.minimum(idxs + config.subgoal_steps, jnp.where(goal_ahead, actor_goal_idxs, ends))
-        chunk = nstep_chunk(dataset, idxs, value_goal_idxs, config.subgoal_steps, config.discount, config.gc_negative)
+        actor_sub_idxs = jnp.minimum(idxs + config.subgoal_steps, jnp.where(goal_ahead, actor_goal_idxs, last))
+        # The subgoal chunk stops at its subgoal (low_idxs), so the critic bootstraps at the subgoal it conditions on.
+        chunk = nstep_chunk(
+            dataset, idxs, value_goal_idxs, config.subgoal_steps, config.discount, config.gc_negative, last
+        )
         batch.update(
             low_goals=goal_source[low_idxs],
             actor_subgoals=goal_source[actor_sub_idxs],

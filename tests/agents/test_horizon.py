@@ -1,6 +1,6 @@
 """Horizon-reduction agents: n-step SAC+BC's target against hand-computed numbers, the subgoals each hierarchical loss
 reads, how hierarchical agents compose their levels when acting, SHARSA's head aggregation and double SHARSA's
-low-level goals and rejection sampling.
+low-level goals and rejection sampling, the heads subgoal rejection sampling ranks by, and HIQL's target value.
 """
 
 import dataclasses
@@ -156,3 +156,62 @@ def test_dsharsa_picks_the_argmax_q_low_level_action():
     best = np.asarray(q).argmax(axis=0)
     np.testing.assert_array_equal(chosen, np.asarray(candidates)[best, np.arange(BATCH)])
     assert len(np.unique(best)) > 1, "each state picks its own best action"
+
+
+class _HandCritic:
+    """A stand-in critic whose head ``j`` logit at subgoal ``w`` is ``w[j]``: ``[2, ...]``."""
+
+    def apply(self, params, observations, goals, subgoals):
+        return jnp.moveaxis(subgoals[..., :2], -1, 0)
+
+
+@pytest.mark.parametrize("name", ["sharsa", "dsharsa"])
+def test_subgoal_rejection_sampling_ranks_by_the_min_head_whatever_q_agg(name):
+    """Park et al. 2025's ``sample_actions`` ranks subgoals by ``min`` of the two heads; ``q_agg`` shapes only the
+    value target. Candidate A has heads (4, -1) (mean 1.5, min -1), B (0.3, 0.3): mean picks A, min picks B."""
+    agent, batch = tiny_agent(name, q_agg="mean")
+    candidate_a, candidate_b = jnp.array([4.0, -1.0, 0.0]), jnp.array([0.3, 0.3, 0.0])
+    candidates = jnp.broadcast_to(jnp.stack([candidate_a, candidate_b])[:, None], (2, BATCH, GOAL_DIM))
+
+    class HandPicked(type(agent)):
+        @property
+        def networks(self):
+            return {**super().networks, "critic": _HandCritic()}
+
+        def propose_subgoals(self, observations, goals, key):
+            return candidates
+
+    hand = HandPicked(**{field.name: getattr(agent, field.name) for field in dataclasses.fields(agent)})
+    assert hand.config.q_agg == "mean"
+    chosen = hand.sample_subgoals(batch["observations"], batch["actor_goals"], jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(chosen, jnp.broadcast_to(candidate_b, (BATCH, GOAL_DIM)))
+    # q_agg still aggregates the value target's heads (and the q_value read-out).
+    np.testing.assert_allclose(
+        hand.q_value(batch["observations"], candidates[0], batch["actor_goals"]),
+        np.full(BATCH, (jax.nn.sigmoid(4.0) + jax.nn.sigmoid(-1.0)) / 2),
+        rtol=1e-6,
+    )
+
+
+def test_hiql_target_value_reads_the_online_goal_representation():
+    """OGBench's HIQL: the target value network shares the online phi; only the value heads are Polyak-averaged."""
+    agent, batch = tiny_agent("hiql")
+    assert set(agent.target_params) == {"value"}
+    updated, _ = jax.jit(lambda agent: agent.update(batch))(agent)
+    assert set(updated.target_params) == {"value"}
+    # The target moved toward the online heads by tau, from the initial heads.
+    tau = agent.config.tau
+    expected = jax.tree.map(
+        lambda online, target: tau * online + (1 - tau) * target, updated.params["value"], agent.target_params["value"]
+    )
+    for actual, wanted in zip(jax.tree.leaves(updated.target_params["value"]), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(actual, wanted, rtol=1e-5, atol=1e-7)
+    # The value loss's targets change with the online phi (self.params), not with a separate copy of it.
+    params = agent.params
+    moved_rep = jax.tree.map(lambda x: x + 0.5, params["goal_rep"])
+    other = agent.replace(params={**params, "goal_rep": moved_rep})
+    loss = jax.jit(lambda agent: agent.value_loss(batch, params)[0])
+    assert float(loss(agent)) != float(loss(other))
+    reps = agent.networks["goal_rep"].apply(moved_rep, batch["observations"], batch["value_goals"])
+    direct = agent.networks["value"].apply(agent.target_params["value"], batch["observations"], reps)
+    np.testing.assert_allclose(other.target_values(batch["observations"], batch["value_goals"]), direct, rtol=1e-6)

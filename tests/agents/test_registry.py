@@ -129,7 +129,7 @@ def test_invalid_configs_raise():
 
     with pytest.raises(ValueError, match="actor_loss"):
         GCIQLConfig(actor_loss="sac")
-    with pytest.raises(ValueError, match="subgoal_steps"):
+    with pytest.raises(ValueError, match="--agent.subgoal-steps"):
         SHARSAConfig(subgoal_steps=0)
 
 

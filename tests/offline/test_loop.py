@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from scalerl.data import compact
 from scalerl.errors import ScalerlError
 from scalerl.offline.loop import create_agents, make_policy_fn, train_chunk
 from scalerl.overrides import build_config, parse_overrides
-from scalerl.runs import list_checkpoints, restore_checkpoint, save_checkpoint, seed_keys
+from scalerl.runs import list_checkpoints, read_jsonl, restore_checkpoint, save_checkpoint, seed_keys, without_wall_time
 
 TINY = ["--agent.hidden-dims", "16", "16", "--agent.batch-size", "8"]
 
@@ -68,7 +69,7 @@ LOOP_AGENTS = [name for name in ("fbc", "gciql", "sharsa") if name in AGENTS]
 
 @pytest.mark.parametrize("name", LOOP_AGENTS)
 def test_fused_vmapped_and_restored_agents_are_equivalent(name, tmp_path):
-    """K fused updates == K single updates; vmapped seeds == separate runs; save/restore gives identical actions.
+    """K fused updates == K single updates (bitwise); vmapped seeds == separate runs; save/restore: identical actions.
 
     One test per agent so the compiled programs are shared between the three checks.
     """
@@ -77,8 +78,7 @@ def test_fused_vmapped_and_restored_agents_are_equivalent(name, tmp_path):
     fused, _ = train_chunk(agents, dataset, data_keys, 0, sampler, config.batch_size, 3)
     for step in range(3):
         single, _ = train_chunk(single, dataset, data_keys, step, sampler, config.batch_size, 1)
-    for x, y in zip(jax.tree.leaves(fused), jax.tree.leaves(single)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    assert_trees_equal(fused, single)  # bit for bit on CPU: chunking never changes a run (resumes rely on it)
 
     agent_cls, _ = get_agent(name)
     for s in range(2):
@@ -157,24 +157,58 @@ def loop_config(data, out, steps, **overrides):
     return TrainConfig(**values)
 
 
+def metrics(run_dir) -> list[dict]:
+    return read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+
+
 @pytest.mark.integration
-def test_kill_and_resume_gives_identical_metrics(tiny_maze, tmp_path):
+def test_a_killed_run_resumed_with_more_steps_equals_an_uninterrupted_one(tiny_maze, tmp_path, capsys):
+    """Issue 11, items 6, 7 and 9: a run resumed with a higher --steps (and other log/checkpoint intervals) equals an
+    uninterrupted one bit for bit (time/ keys aside); every metrics line carries the wall time and the update rate;
+    a stream that is not a terminal gets progress lines, not a redrawn bar."""
     from scalerl.offline.loop import train
 
     config = tiny_config("gciql")
-    train(loop_config(tiny_maze, tmp_path / "full", 60), config, progress=False)
-    # A run killed after its checkpoint at step 40 and its metric line at step 50: the tail after the checkpoint
-    # must be recomputed from the checkpoint, not kept.
+    full = tmp_path / "full"
+    train(loop_config(tiny_maze, full, 40), config, progress=False)
+    # A 30-step run killed after its checkpoint at step 20 and its metric line at step 30: the tail after the
+    # checkpoint is recomputed, not kept; then it is resumed with --steps 40 (refused before issue 11).
     killed = tmp_path / "killed"
-    train(loop_config(tiny_maze, killed, 50), config, progress=False)
-    os.remove(killed / "checkpoints" / "step_00000050.msgpack")
-    saved = json.loads((killed / "config.json").read_text())
-    saved["train"]["steps"] = 60
-    (killed / "config.json").write_text(json.dumps(saved))
-    train(loop_config(tiny_maze, killed, 60), config, resume=True, progress=False)
-    full = (tmp_path / "full" / "metrics.jsonl").read_text()
-    assert (killed / "metrics.jsonl").read_text() == full
-    assert len(full.splitlines()) == 12
+    train(loop_config(tiny_maze, killed, 30), config, progress=False)
+    os.remove(killed / "checkpoints" / "step_00000030.msgpack")
+    capsys.readouterr()
+    train(loop_config(tiny_maze, killed, 40), config, resume=True, progress=True)
+    output = capsys.readouterr()
+    assert without_wall_time(metrics(killed)) == without_wall_time(metrics(full))
+    assert len(metrics(full)) == 8
+    last_checkpoint = os.path.join("checkpoints", "step_00000040.msgpack")
+    assert (killed / last_checkpoint).read_bytes() == (full / last_checkpoint).read_bytes()
+    assert json.loads((killed / "config.json").read_text())["train"]["steps"] == 40
+
+    # Wall time on every line, continued across the resume (the resumed lines add to the 20-step total).
+    for row in metrics(full) + metrics(killed):
+        assert row["time/total_s"] > 0 and row["time/updates_per_s"] > 0
+    totals = [row["time/total_s"] for row in metrics(killed)]
+    assert totals == sorted(totals)
+    assert "updates/s after the first interval (which compiles); run total" in output.out
+    # Progress on a stream that is not a terminal: lines, never a redrawn bar; the last one at the end.
+    assert "\r" not in output.err and "gciql x2: 40/40 upd (100%), in " in output.err.splitlines()[-1]
+
+    # Fused chunks do not change results: the full run's files up to its checkpoint at step 20, moved to another
+    # directory and resumed with --log-interval 25 (chunks of 5 and 15 updates instead of 10 and 10), end with the
+    # same agents.
+    rechunked = tmp_path / "rechunked"
+    (rechunked / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "step_00000020.msgpack", rechunked / "checkpoints")
+    shutil.copy(full / "config.json", rechunked)
+    (rechunked / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metrics(full)[:4]))
+    train(loop_config(tiny_maze, rechunked, 40, log_interval=25, save_interval=25), config, resume=True, progress=False)
+    assert (rechunked / last_checkpoint).read_bytes() == (full / last_checkpoint).read_bytes()
+    assert [row["step"] for row in metrics(rechunked)] == [10, 10, 20, 20, 25, 25, 40, 40]
+
+    message = "--steps: .* has a checkpoint at step 40 .* expected --steps >= 40, got 30"
+    with pytest.raises(ScalerlError, match=message):
+        train(loop_config(tiny_maze, rechunked, 30, log_interval=25, save_interval=25), config, resume=True)
 
 
 def train_args(data, out, steps, extra=()):
@@ -213,8 +247,10 @@ def test_resume_refuses_a_different_config_and_out_is_never_overwritten(tiny_maz
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
     again = scalerl(*train_args(tiny_maze, tmp_path / "run", 20), check=False)
     assert again.returncode == 2 and again.stderr.startswith("error: --out:") and again.stderr.count("\n") == 1
-    changed = scalerl(*train_args(tiny_maze, tmp_path / "run", 20, ["--resume", "--agent.alpha", "2.5"]), check=False)
-    assert changed.returncode == 2 and "agent.alpha" in changed.stderr and changed.stderr.count("\n") == 1
+    # A longer run may resume (issue 11, item 6), but not with another agent setting.
+    changed = scalerl(*train_args(tiny_maze, tmp_path / "run", 40, ["--resume", "--agent.alpha", "2.5"]), check=False)
+    assert changed.returncode == 2 and "in agent.alpha (only --out, --steps" in changed.stderr
+    assert changed.stderr.count("\n") == 1
     bad_flag = scalerl(*train_args(tiny_maze, tmp_path / "other", 20, ["--agent.alpha", "high"]), check=False)
     assert bad_flag.returncode == 2 and "--agent.alpha: expected float" in bad_flag.stderr
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before

@@ -38,7 +38,12 @@ def test_paper_settings_in_the_presets():
     assert PRESETS[("cube-octuple", "gciql")]["alpha"] == 10.0
     assert PRESETS[("humanoidmaze-giant", "sharsa")]["q_agg"] == "mean"
     assert PRESETS[("cube-octuple", "sharsa")]["q_agg"] == "min"
-    assert PRESETS[("puzzle-4x4-play", "crl")]["actor_layer_norm"] is False  # OGBench's actor has no layer norm
+    for agent in ("crl", "gciql", "hiql"):  # OGBench's actors have no layer norm; its values and phi have
+        assert PRESETS[("puzzle-4x4-play", agent)]["actor_layer_norm"] is False
+        assert PRESETS[("puzzle-4x4-play", agent)].get("layer_norm", True) is True
+    assert all(PRESETS[("puzzle-4x5", agent)].get("actor_layer_norm", True) for agent in ("gciql", "hiql", "crl"))
+    # No preset sets the goal representation: `scalerl train` takes it from the environment name.
+    assert not any("goal_rep" in values for values in PRESETS.values())
     ogbench_hiql = PRESETS[("puzzle-4x4-play", "hiql")]
     assert (ogbench_hiql["subgoal_steps"], ogbench_hiql["discount"], ogbench_hiql["rep_dim"]) == (10, 0.99, 10)
     assert PRESETS[("pointmaze-giant-stitch", "gciql")]["discount"] == 0.995

@@ -17,6 +17,7 @@ import pytest
 from scalerl.online import buffer as replay
 from scalerl.online.loop import OnlineConfig, run_online, update_many, update_once, updates_at
 from scalerl.online.sac import SACAgent, SACConfig
+from scalerl.runs import without_wall_time
 
 TINY_AGENT = SACConfig(batch_size=8, actor_hidden_dims=(16,), critic_width=16, critic_depth=1)
 
@@ -128,20 +129,33 @@ def _read(path: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
-    # Episodes of 25 steps and a checkpoint at step 30: the resumed environments restart mid-episode.
+def test_resume_equals_uninterrupted_run(tmp_path, capsys):
+    # Episodes of 25 steps and a checkpoint at step 30: the resumed environments restart mid-episode. The resumed
+    # session also logs twice as often (issue 11, item 6: --log-every may change on resume, as --steps may grow).
     full = _config(tmp_path, "full")
     run_online(full, TINY_AGENT, progress=False)
     part = _config(tmp_path, "part", steps=30)
     run_online(part, TINY_AGENT, progress=False)
-    run_online(dataclasses.replace(part, steps=60), TINY_AGENT, resume=True, progress=False)
-    for name in ("eval.jsonl", "metrics.jsonl"):
-        assert _read(os.path.join(part.out, name)) == _read(os.path.join(full.out, name))
+    capsys.readouterr()
+    run_online(dataclasses.replace(part, steps=60, log_every=5), TINY_AGENT, resume=True, progress=False)
+    assert "updates/s after the first interval (which compiles); run total" in capsys.readouterr().out
+    assert _read(os.path.join(part.out, "eval.jsonl")) == _read(os.path.join(full.out, "eval.jsonl"))
+    resumed = without_wall_time(_read(os.path.join(part.out, "metrics.jsonl")))
+    expected = without_wall_time(_read(os.path.join(full.out, "metrics.jsonl")))
+    assert [row for row in resumed if row["step"] % 10 == 0] == expected
+    assert sorted({row["step"] for row in resumed if row["step"] % 10}) == [35, 45, 55]
     checkpoint = os.path.join("checkpoints", "step_00000060.msgpack")
     with open(os.path.join(full.out, checkpoint), "rb") as a, open(os.path.join(part.out, checkpoint), "rb") as b:
         assert a.read() == b.read()
+    with open(os.path.join(part.out, "config.json")) as f:
+        assert json.load(f)["online"]["log_every"] == 5
     rows = _read(os.path.join(full.out, "metrics.jsonl"))
     assert {"td/train_loss", "td/validation_loss", "critic/loss"} <= set(rows[-1])
+    # Item 7: wall time and rates on every line, the resumed session's added to the first's.
+    times = {"time/total_s", "time/updates_per_s", "time/env_steps_per_s"}
+    assert all(times <= set(row) and row["time/total_s"] > 0 for row in rows)
+    totals = [row["time/total_s"] for row in _read(os.path.join(part.out, "metrics.jsonl"))]
+    assert totals == sorted(totals)
     np.testing.assert_array_equal(_adam_counts(full.out, 60), [50, 50])
     assert os.path.isfile(os.path.join(full.out, "curves.png"))
 

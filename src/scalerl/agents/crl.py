@@ -62,7 +62,10 @@ class CRLConfig(ValueGoalConfig, AgentConfig):
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action)."""
 
+    RANGES = {"latent_dim": ">= 1", "alpha": ">= 0", "temperature": ">= 0"}
+
     def __post_init__(self):
+        super().__post_init__()
         if self.contrastive_loss not in ("binary", "symmetric"):
             raise ValueError(f"contrastive_loss: expected 'binary' or 'symmetric', got '{self.contrastive_loss}'")
         if self.actor_loss not in ("awr", "ddpgbc"):

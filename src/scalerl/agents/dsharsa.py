@@ -12,9 +12,10 @@ nearby goals ``w`` in the goal representation, drawn geometrically with the low-
     low critic:  L(Q_l,j) = E[ BCE(Q_l,j(s, a, w), r_w + gamma_l m_w sigmoid(V_l(s', w))) ]
     policies: flow BC of subgoals pi_h(w | s, g_a) and of actions pi_l(a | s, w_k)                   (as SHARSA)
 
-``agg`` is ``min`` or ``mean`` over the two heads (``q_agg``), ``r_w = 1(s == w)``, ``m_w = 1 - r_w``. Acting: a
-subgoal is chosen among ``num_samples`` draws of ``pi_h`` by ``min_j Q_j`` (SHARSA), then the action among
-``num_samples`` draws of ``pi_l`` toward it by ``min_j Q_l,j(s, a, w)``.
+``agg`` is ``min`` or ``mean`` over the two heads (``q_agg``; it shapes only the value targets), ``r_w = 1(s == w)``,
+``m_w = 1 - r_w``. Acting: a subgoal is chosen among ``num_samples`` draws of ``pi_h`` by ``min_j Q_j`` (SHARSA), then
+the action among ``num_samples`` draws of ``pi_l`` toward it by ``min_j Q_l,j(s, a, w)``; both rank by the minimum
+whatever ``q_agg``, as the paper's code does.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class DSHARSAConfig(LowGoalConfig, SHARSAConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.low_discount == 0.0 and self.subgoal_steps < 2:
+            raise ValueError(
+                "subgoal_steps: expected >= 2 while low_discount is 0 (it resolves to 1 - 1 / subgoal_steps, and a "
+                f"low discount of 0 would leave the low level without goals), got {self.subgoal_steps}"
+            )
         if self.low_discount == 0.0:
             # Park et al. 2025 tie the low-level horizon to the subgoal distance; resolved here so the sampler sees it.
             object.__setattr__(self, "low_discount", 1.0 - 1.0 / self.subgoal_steps)

@@ -36,9 +36,7 @@ class FBCConfig(ActorGoalConfig, AgentConfig):
     flow_steps: int = 10
     """Euler steps when sampling actions."""
 
-    def __post_init__(self):
-        if self.flow_steps < 1:
-            raise ValueError(f"flow_steps: expected >= 1, got {self.flow_steps}")
+    RANGES = {"flow_steps": ">= 1"}
 
 
 def build_actor(config: FBCConfig, action_dim: int) -> VelocityField:

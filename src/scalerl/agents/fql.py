@@ -49,15 +49,16 @@ class FQLConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfig)
     value_loss: str = "bce"
     """Critic loss: ``bce`` (logits of a success probability; needs 0/1 rewards) or ``squared``."""
 
+    RANGES = {"num_qs": ">= 1", "alpha": ">= 0", "flow_steps": ">= 1"}
+
     def __post_init__(self):
+        super().__post_init__()
         if self.q_agg not in ("min", "mean"):
             raise ValueError(f"q_agg: expected 'min' or 'mean', got '{self.q_agg}'")
         if self.value_loss not in ("bce", "squared"):
             raise ValueError(f"value_loss: expected 'bce' or 'squared', got '{self.value_loss}'")
         if self.value_loss == "bce" and self.gc_negative:
             raise ValueError("value_loss='bce' needs 0/1 rewards: set gc_negative to False or value_loss='squared'")
-        if self.num_qs < 1 or self.flow_steps < 1:
-            raise ValueError("num_qs and flow_steps: expected >= 1")
 
 
 def build_networks(config: FQLConfig, action_dim: int) -> dict:

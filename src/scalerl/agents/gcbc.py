@@ -42,6 +42,8 @@ class GCBCConfig(ActorGoalConfig, AgentConfig):
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action, as OGBench evaluates)."""
 
+    RANGES = {"temperature": ">= 0"}
+
 
 def build_actor(config: GCBCConfig, action_dim: int) -> GaussianActor:
     """The Gaussian policy ``pi(a | s, g)``."""

@@ -33,6 +33,8 @@ class GCIQLConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfi
     """Hyper-parameters of GCIQL (defaults: Park et al. 2025; ``alpha`` is tuned per task in the paper)."""
 
     gc_negative: bool = True
+    actor_layer_norm: bool = True
+    """Layer norm in the actor too (Park et al. 2025; OGBench's actor has none)."""
     expectile: float = 0.9
     """IQL expectile of the value regression."""
     actor_loss: str = "ddpgbc"
@@ -46,11 +48,12 @@ class GCIQLConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfi
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action, as OGBench evaluates)."""
 
+    RANGES = {"expectile": "(0, 1)", "alpha": ">= 0", "temperature": ">= 0"}
+
     def __post_init__(self):
+        super().__post_init__()
         if self.actor_loss not in ("awr", "ddpgbc"):
             raise ValueError(f"actor_loss: expected 'awr' or 'ddpgbc', got '{self.actor_loss}'")
-        if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"expectile: expected 0 < expectile < 1, got {self.expectile}")
 
 
 def build_networks(config: GCIQLConfig, action_dim: int) -> dict:
@@ -61,7 +64,7 @@ def build_networks(config: GCIQLConfig, action_dim: int) -> dict:
         "actor": GaussianActor(
             config.hidden_dims,
             action_dim,
-            layer_norm=config.layer_norm,
+            layer_norm=config.actor_layer_norm,
             tanh_squash=config.tanh_squash,
             const_std=config.const_std,
         ),

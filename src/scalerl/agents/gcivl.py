@@ -54,9 +54,7 @@ class GCIVLConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfi
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action, as OGBench evaluates)."""
 
-    def __post_init__(self):
-        if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"expectile: expected 0 < expectile < 1, got {self.expectile}")
+    RANGES = {"expectile": "(0, 1)", "alpha": ">= 0", "temperature": ">= 0"}
 
 
 def build_networks(config: GCIVLConfig, action_dim: int) -> dict:

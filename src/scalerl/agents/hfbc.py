@@ -38,11 +38,7 @@ class HFBCConfig(SubgoalConfig, ActorGoalConfig, AgentConfig):
     flow_steps: int = 10
     """Euler steps when sampling subgoals and actions."""
 
-    def __post_init__(self):
-        if self.subgoal_steps < 1:
-            raise ValueError(f"subgoal_steps: hierarchical flow BC needs subgoal_steps >= 1, got {self.subgoal_steps}")
-        if self.flow_steps < 1:
-            raise ValueError(f"flow_steps: expected >= 1, got {self.flow_steps}")
+    RANGES = {"flow_steps": ">= 1"}
 
 
 def build_networks(config: HFBCConfig, action_dim: int, goal_dim: int) -> dict:

@@ -14,9 +14,10 @@ with ``V = mean_j V_j``, ``w`` the dataset state ``k = subgoal_steps`` ahead (fo
 actor goal ``g_a`` when it is reached sooner) and ``z_w`` its subgoal representation. Subgoal representations
 follow OGBench: with ``use_rep`` (default), ``z_w = phi([s; w])``, a length-normalised MLP trained only through the
 value, ``V(s, g) = V(s, phi([s; g]))``; the high-level policy outputs ``rep_dim``-dimensional representations and the
-low-level policy reads them (gradients of the low actor stop at ``phi`` unless ``low_actor_rep_grad``). Without
-``use_rep``, ``z_w = w`` in the goal representation. Acting samples ``z ~ pi_h(. | s, g)`` (length-normalised), then
-``a ~ pi_l(. | s, z)``.
+low-level policy reads them (gradients of the low actor stop at ``phi`` unless ``low_actor_rep_grad``). The target
+``Vbar_j(s, g) = Vbar_j(s, phi([s; g]))`` reads the online ``phi``: only the value heads are Polyak-averaged, as in
+OGBench's HIQL, whose target value network shares the representation module. Without ``use_rep``, ``z_w = w`` in the
+goal representation. Acting samples ``z ~ pi_h(. | s, g)`` (length-normalised), then ``a ~ pi_l(. | s, z)``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class HIQLConfig(SubgoalConfig, RewardConfig, ValueGoalConfig, TargetNetworkConf
     """Hyper-parameters of HIQL (defaults: Park et al. 2025, tuned on puzzle-4x5; OGBench's are in the presets)."""
 
     gc_negative: bool = True
+    actor_layer_norm: bool = True
+    """Layer norm in both actors too (Park et al. 2025; OGBench's actors have none)."""
     expectile: float = 0.7
     """IQL expectile of the value regression."""
     high_alpha: float = 3.0
@@ -58,13 +61,13 @@ class HIQLConfig(SubgoalConfig, RewardConfig, ValueGoalConfig, TargetNetworkConf
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling subgoals and actions (0: the means, as OGBench evaluates)."""
 
-    def __post_init__(self):
-        if self.subgoal_steps < 1:
-            raise ValueError(f"subgoal_steps: HIQL needs subgoal_steps >= 1, got {self.subgoal_steps}")
-        if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"expectile: expected 0 < expectile < 1, got {self.expectile}")
-        if self.rep_dim < 1:
-            raise ValueError(f"rep_dim: expected >= 1, got {self.rep_dim}")
+    RANGES = {
+        "expectile": "(0, 1)",
+        "high_alpha": ">= 0",
+        "low_alpha": ">= 0",
+        "rep_dim": ">= 1",
+        "temperature": ">= 0",
+    }
 
 
 class GoalRep(nn.Module):
@@ -91,7 +94,7 @@ def length_normalize(x: jax.Array) -> jax.Array:
 def build_networks(config: HIQLConfig, action_dim: int, goal_dim: int) -> dict:
     """``goal_rep`` phi, ``value`` (two heads on ``[s, z]``), ``high_actor`` over ``z`` and ``low_actor``."""
     subgoal_dim = config.rep_dim if config.use_rep else goal_dim
-    actor = {"layer_norm": config.layer_norm, "const_std": config.const_std}
+    actor = {"layer_norm": config.actor_layer_norm, "const_std": config.const_std}
     return {
         "goal_rep": GoalRep(config.hidden_dims, config.rep_dim, layer_norm=config.layer_norm),
         "value": GCValue(config.hidden_dims, layer_norm=config.layer_norm, num_ensembles=2),
@@ -106,7 +109,8 @@ class HIQLAgent(struct.PyTreeNode):
     Attributes:
         rng: key consumed by :meth:`update`.
         params: ``{"value", "high_actor", "low_actor"}`` plus ``"goal_rep"`` with ``use_rep`` (optimised).
-        target_params: ``{"value"}`` plus ``"goal_rep"`` with ``use_rep`` (Polyak average, not optimised).
+        target_params: ``{"value"}``, the Polyak-averaged value heads (not optimised; the target value reads the
+            online ``goal_rep``).
         opt_state: Adam state of ``params``.
         action_dim: action dimension (from the example batch).
         goal_dim: goal dimension (from the example batch).
@@ -144,11 +148,10 @@ class HIQLAgent(struct.PyTreeNode):
         params["value"] = networks["value"].init(value_key, observations, subgoals)
         params["high_actor"] = networks["high_actor"].init(high_key, observations, goals)
         params["low_actor"] = networks["low_actor"].init(low_key, observations, subgoals)
-        target_names = ("goal_rep", "value") if config.use_rep else ("value",)
         return cls(
             rng=rng,
             params=params,
-            target_params={name: params[name] for name in target_names},
+            target_params={"value": params["value"]},
             opt_state=optimizer(config.lr).init(params),
             action_dim=actions.shape[-1],
             goal_dim=goals.shape[-1],
@@ -162,17 +165,21 @@ class HIQLAgent(struct.PyTreeNode):
         return self.networks["goal_rep"].apply(params["goal_rep"], observations, goals)
 
     def values(self, params: dict, observations: jax.Array, goals: jax.Array) -> jax.Array:
-        """Both heads ``V_j(s, phi([s; g]))`` ``[2, B]`` under ``params`` (online or target)."""
+        """Both heads ``V_j(s, phi([s; g]))`` ``[2, B]`` under ``params``."""
         reps = self.subgoal_reps(params, observations, goals)
         return self.networks["value"].apply(params["value"], observations, reps)
+
+    def target_values(self, observations: jax.Array, goals: jax.Array) -> jax.Array:
+        """Both target heads ``Vbar_j(s, phi([s; g]))`` ``[2, B]``: the Polyak-averaged heads on the online ``phi``."""
+        return self.values({**self.params, "value": self.target_params["value"]}, observations, goals)
 
     def value_loss(self, batch: dict, params: dict) -> tuple[jax.Array, dict]:
         """GCIVL: expectile regression of each head toward its target, weighted by the sign of the target advantage."""
         observations, goals = batch["observations"], batch["value_goals"]
-        next_v_target = self.values(self.target_params, batch["next_observations"], goals)  # [2, B]
+        next_v_target = self.target_values(batch["next_observations"], goals)  # [2, B]
         bootstrap = self.config.discount * batch["masks"]
         advantage = batch["rewards"] + bootstrap * next_v_target.min(axis=0)
-        advantage = advantage - self.values(self.target_params, observations, goals).mean(axis=0)  # [B]
+        advantage = advantage - self.target_values(observations, goals).mean(axis=0)  # [B]
         targets = batch["rewards"] + bootstrap * next_v_target  # [2, B]
         v = self.values(params, observations, goals)  # [2, B]
         weights = losses.expectile_weight(advantage, self.config.expectile)

@@ -35,11 +35,6 @@ class NSACBCConfig(NStepConfig, SACBCConfig):
 
     alpha: float = 0.1
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.nstep < 1:
-            raise ValueError(f"nstep: expected >= 1, got {self.nstep}")
-
 
 def nstep_transition(batch: dict, discount: float) -> dict:
     """The batch's n-step chunk as a one-step transition, for a one-step TD target ``r + discount * m * V(s')``.

@@ -78,7 +78,10 @@ class QRLConfig(ValueGoalConfig, AgentConfig):
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: the mean action, as OGBench evaluates)."""
 
+    RANGES = {"latent_dim": ">= 1", "component_dim": ">= 1", "eps": ">= 0", "alpha": ">= 0", "temperature": ">= 0"}
+
     def __post_init__(self):
+        super().__post_init__()
         if self.actor_loss not in ("awr", "ddpgbc"):
             raise ValueError(f"actor_loss: expected 'awr' or 'ddpgbc', got '{self.actor_loss}'")
         if self.latent_dim % self.component_dim:

@@ -58,15 +58,22 @@ class SACBCConfig(RewardConfig, ValueGoalConfig, TargetNetworkConfig, AgentConfi
     temperature: float = 0.0
     """Standard-deviation multiplier when sampling actions (0: tanh of the mean, as the reference evaluates)."""
 
+    RANGES = {
+        "num_qs": ">= 1",
+        "alpha": ">= 0",
+        "entropy_coef": "> 0",  # tuned in log space
+        "target_entropy_multiplier": "finite",
+        "temperature": ">= 0",
+    }
+
     def __post_init__(self):
+        super().__post_init__()
         if self.q_agg not in ("min", "mean"):
             raise ValueError(f"q_agg: expected 'min' or 'mean', got '{self.q_agg}'")
         if self.value_loss not in ("bce", "squared"):
             raise ValueError(f"value_loss: expected 'bce' or 'squared', got '{self.value_loss}'")
         if self.value_loss == "bce" and self.gc_negative:
             raise ValueError("value_loss='bce' needs 0/1 rewards: set gc_negative to False or value_loss='squared'")
-        if self.num_qs < 1 or self.entropy_coef <= 0:
-            raise ValueError("num_qs: expected >= 1; entropy_coef: expected > 0")
 
 
 def build_networks(config: SACBCConfig, action_dim: int) -> dict:

@@ -13,8 +13,9 @@ transitions ``(s_t, w_t, s_{t+k})``, where ``w_t`` is the dataset state ``k`` st
 ``V`` and ``Q`` output logits; ``sigmoid`` of them is the discounted probability of success. ``R_t`` is the discounted
 0/1 reward collected inside the chunk (``gamma^j`` when the goal is reached ``j`` steps ahead, then ``m_t = 0``) and
 ``k_t <= k`` the number of steps actually taken (fewer at a trajectory's end). ``Qbar`` is a Polyak average of the
-critic. Acting draws ``num_samples`` subgoals from ``pi_h``, keeps the one with the highest ``agg_j Q_j(s, w, g)``
-(rejection sampling) and samples an action from ``pi_l`` toward it.
+critic. Acting draws ``num_samples`` subgoals from ``pi_h``, keeps the one with the highest ``min_j Q_j(s, w, g)``
+(rejection sampling; always the minimum, whatever ``agg``, as in the paper's code) and samples an action from ``pi_l``
+toward it.
 """
 
 from __future__ import annotations
@@ -43,14 +44,13 @@ class SHARSAConfig(SubgoalConfig, ValueGoalConfig, TargetNetworkConfig, AgentCon
     """Subgoals drawn from the high-level policy per action (double SHARSA: then as many actions from the low-level
     policy); the one with the highest Q is kept."""
     q_agg: str = "min"
-    """How the value targets and subgoal rejection sampling combine the two critic heads: ``min`` or ``mean``
-    (humanoidmaze)."""
+    """How the value target combines the two critic heads: ``min`` or ``mean`` (humanoidmaze). Subgoal rejection
+    sampling ranks by their minimum either way."""
+
+    RANGES = {"flow_steps": ">= 1", "num_samples": ">= 1"}
 
     def __post_init__(self):
-        if self.subgoal_steps < 1:
-            raise ValueError(f"subgoal_steps: SHARSA needs subgoal_steps >= 1, got {self.subgoal_steps}")
-        if self.flow_steps < 1 or self.num_samples < 1:
-            raise ValueError("flow_steps and num_samples: expected >= 1")
+        super().__post_init__()
         if self.q_agg not in ("min", "mean"):
             raise ValueError(f"q_agg: expected 'min' or 'mean', got '{self.q_agg}'")
 
@@ -209,9 +209,10 @@ class SHARSAAgent(struct.PyTreeNode):
         )
 
     def sample_subgoals(self, observations: jax.Array, goals: jax.Array, key: jax.Array) -> jax.Array:
-        """Rejection sampling: of the proposed subgoals, the one with the highest ``agg_j Q_j``. ``[B, goal_dim]``."""
+        """Rejection sampling: of the proposed subgoals, the one with the highest :meth:`subgoal_scores`.
+        ``[B, goal_dim]``."""
         candidates = self.propose_subgoals(observations, goals, key)  # [N, B, goal_dim]
-        q = jax.vmap(self.q_value, in_axes=(None, 0, None))(observations, candidates, goals)  # [N, B]
+        q = jax.vmap(self.subgoal_scores, in_axes=(None, 0, None))(observations, candidates, goals)  # [N, B]
         best = jnp.argmax(q, axis=0)  # [B]
         return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]
 
@@ -226,6 +227,15 @@ class SHARSAAgent(struct.PyTreeNode):
             self.config.flow_steps,
         )
         return jnp.clip(actions, -1.0, 1.0)
+
+    def subgoal_scores(self, observations: jax.Array, subgoals: jax.Array, goals: jax.Array) -> jax.Array:
+        """``min_j Q_j(s, w, g)`` ``[B]`` (logits): how rejection sampling ranks subgoals ``w``.
+
+        The minimum over the heads whatever ``q_agg``, which shapes only the value target (Park et al. 2025, as in
+        the paper's ``sample_actions``).
+        """
+        q = self.networks["critic"].apply(self.params["critic"], observations, goals, subgoals)  # [2, B]
+        return jnp.min(q, axis=0)
 
     def value(self, observations: jax.Array, goals: jax.Array) -> jax.Array:
         """High-level ``V(s, g)`` ``[B]`` as a probability (sigmoid of the logit)."""

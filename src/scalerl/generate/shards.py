@@ -533,7 +533,7 @@ def generate_dataset(
     Raises:
         ScalerlError: if ``out_dir`` holds a different dataset, is locked by another run or is not a directory.
     """
-    from tqdm import tqdm
+    from scalerl import progress
 
     if workers < 1:
         raise ScalerlError(f"--workers: expected a positive integer, got {workers}")
@@ -561,13 +561,13 @@ def generate_dataset(
         steps_per_shard = [
             (plan.episodes(k) + plan.val_episodes(k)) * plan.episode_length for k in range(plan.num_shards)
         ]
-        bar = tqdm(
-            total=sum(steps_per_shard),
+        bar = progress.progress_bar(
+            sum(steps_per_shard),
             initial=sum(steps_per_shard[k] for k in reused),
             unit=" transitions",
             unit_scale=True,
             desc=plan.dataset_name,
-            disable=not progress_bar or not todo,
+            enabled=progress_bar and bool(todo),
             smoothing=0.05,
         )
 

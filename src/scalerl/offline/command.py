@@ -33,7 +33,11 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Train an offline goal-conditioned agent. Set any agent field with --agent.FIELD VALUE (listed below)."""
+    """Train an offline goal-conditioned agent. Set any agent field with --agent.FIELD VALUE (listed below).
+
+    Goals follow the environment name (oracle representations with -oraclerep, full states without) unless
+    --agent.goal-rep is given.
+    """
     from scalerl.agents import get_agent
     from scalerl.envs import parse_env_name
     from scalerl.offline.loop import TrainConfig
@@ -43,10 +47,12 @@ def train(
     from scalerl.overrides import build_config, parse_overrides
 
     _, config_cls = get_agent(train_fields["agent"])
-    parse_env_name(train_fields["env"])
+    env = parse_env_name(train_fields["env"])
     overrides = parse_overrides(config_cls, list(ctx.args))
     if preset is not None:
         overrides = {**preset_values(preset, train_fields["agent"], config_cls), **overrides}
+    # Resolved here, so config.json records the representation trained on (and equals an old run's with the flag).
+    overrides.setdefault("goal_rep", env_goal_rep(env))
     agent_config = build_config(config_cls, overrides)
     # Paths as pathlib writes them ("d/" -> "d"): config.json has always recorded them so, and --resume compares it.
     paths = {name: str(Path(train_fields[name])) for name in ("data", "out")}
@@ -54,6 +60,19 @@ def train(
     opex = from_flags(opex_steps, opex_lr, normalize=not opex_raw)
     run_dir = run_train(config, agent_config, resume=resume, progress=progress, opex=opex)
     _print_eval_summary(run_dir)
+
+
+def env_goal_rep(env) -> str:
+    """The goal representation an environment name asks for: ``oracle`` for ``-oraclerep`` names, else
+    ``observation``.
+
+    ``scalerl train`` uses it unless ``--agent.goal-rep`` (or a preset) sets one, as the reference code of Park et al.
+    2025 and OGBench (Park et al. 2024) trains on oracle goals whenever the environment name asks for them.
+
+    Args:
+        env: a parsed environment name (:func:`scalerl.envs.parse_env_name`).
+    """
+    return "oracle" if env.oraclerep else "observation"
 
 
 def train_command():

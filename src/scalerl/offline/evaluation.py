@@ -22,10 +22,10 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
 from scalerl.envs import make_env
 from scalerl.errors import ScalerlError
+from scalerl.progress import progress_bar
 
 PolicyFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -194,7 +194,7 @@ def evaluate(
         video_dir: where videos go (required with ``video=True``): ``{env_name}_task{i}.gif`` when imageio is
             installed, else a PNG strip of frames.
         video_frame_skip: record a frame every this many steps (and the last one).
-        progress: show a tqdm bar over environment steps.
+        progress: show progress over environment steps (:func:`scalerl.progress.progress_bar`).
 
     Returns:
         An :class:`Evaluation`.
@@ -295,7 +295,8 @@ def _run_lockstep(
     successes = np.zeros(num_envs, np.float32)
     episode_lengths = np.zeros(num_envs, np.int32)
     active = list(range(num_envs))
-    for step in tqdm(range(max_steps), desc=desc, disable=not progress, leave=False):
+    bar = progress_bar(max_steps, desc=desc, unit="step", enabled=progress, leave=False)
+    for step in range(max_steps):
         actions = np.asarray(policy_fn(observation_batch, goal_batch, step_keys[step]))
         if actions.shape[:2] != batch_shape:
             expected = f"{batch_shape}+(action_dim,)"
@@ -315,8 +316,10 @@ def _run_lockstep(
             else:
                 still_active.append(index)
         active = still_active
+        bar.update(1)
         if not active:
             break
+    bar.close()
     return successes, episode_lengths
 
 

@@ -4,10 +4,24 @@ The host loop only logs, evaluates and checkpoints. Randomness is a pure functio
 global update ``t`` for seed ``s`` is drawn with ``fold_in(data_key_s, t)``, so K fused updates equal K single
 updates, a resumed run equals an uninterrupted one, and adding seeds never changes existing ones.
 
+Resuming (``--resume``) continues from the latest checkpoint and may raise ``--steps`` (train longer after looking at
+the curves) or change what is logged, evaluated and checkpointed (:data:`scalerl.runs.RESUME_MAY_CHANGE`);
+``config.json`` then holds the new settings. Chunks end at multiples of ``log_interval``, wherever the run started, so
+a run trained to 200 updates and resumed to 400 has the metrics of an uninterrupted 400-update run, bit for bit on
+CPU (their ``time/`` keys aside), when ``log_interval`` divides 200 and did not change. Otherwise its agents are still
+the same (how updates are cut into chunks never changes them), but the first line after the resume averages only the
+updates since it. Its ``eval.jsonl`` keeps every evaluation already made: the rows of the uninterrupted run,
+identical, plus the end-of-run evaluation of each earlier session at a step where the uninterrupted run did not
+evaluate (a true evaluation of the same agents at that step).
+
+Every metrics line also carries ``time/total_s``, the wall time since the run began (summed over resumed sessions),
+and ``time/updates_per_s``, the update steps per second of the line's interval (each step updates every seed); the
+run ends by printing its time and the steady rate (without the first interval, which compiles).
+
 Run directory (:mod:`scalerl.runs` owns the layout)::
 
-    RUN_DIR/config.json          train + agent config (resume checks it)
-    RUN_DIR/metrics.jsonl        one line per (log step, seed): training losses and validation losses
+    RUN_DIR/config.json          train + agent config (resume checks it, then writes the new settings)
+    RUN_DIR/metrics.jsonl        one line per (log step, seed): training losses, validation losses, time/ keys
     RUN_DIR/eval.jsonl           one line per (eval step, seed): success per task and overall
     RUN_DIR/checkpoints/step_XXXXXXXX.msgpack   agents of all seeds (the last ``keep`` are kept)
     RUN_DIR/curves.png           learning curves (written at the end)
@@ -18,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from functools import partial
 
 import jax
@@ -26,14 +41,17 @@ import jax.numpy as jnp
 from scalerl.data import Dataset
 from scalerl.errors import ScalerlError
 from scalerl.offline.opex import OpexConfig, check_opex_supported, opex_sample_actions
+from scalerl.ranges import Range, check_ranges, option_flag
 from scalerl.runs import (
     EVAL_FILE,
     METRICS_FILE,
+    RunTimer,
     append_jsonl,
     check_run_dir,
     has_step,
     info_rows,
     list_checkpoints,
+    logged_total_s,
     restore_checkpoint,
     save_checkpoint,
     seed_keys,
@@ -79,23 +97,29 @@ class TrainConfig:
     wandb_project: str | None = None
     """Also log to this Weights & Biases project (needs wandb)."""
 
+    # Worded as `scalerl train` always has: --steps: expected a positive integer, got 0.
+    RANGES = {
+        **dict.fromkeys(
+            ("steps", "seeds", "log_interval", "save_interval", "keep_checkpoints"), Range(">= 1", "a positive integer")
+        ),
+        **dict.fromkeys(("seed", "eval_interval", "eval_episodes"), Range(">= 0", "a non-negative integer")),
+    }
+
     def __post_init__(self):
-        for name in ("steps", "seeds", "log_interval", "save_interval", "keep_checkpoints"):
-            if getattr(self, name) <= 0:
-                raise ScalerlError(
-                    f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}"
-                )
-        if self.eval_interval < 0 or self.eval_episodes < 0:
-            raise ScalerlError("--eval-interval and --eval-episodes: expected non-negative integers")
+        check_ranges(self, flag=option_flag)
         for name in ("eval_interval", "save_interval"):
             if getattr(self, name) % self.log_interval:
                 raise ScalerlError(f"--{name.replace('_', '-')}: expected a multiple of --log-interval")
 
 
 def create_agents(agent_cls, config, dataset: Dataset, sampler: GoalSamplerConfig, keys: jax.Array):
-    """Create one agent per key (vmapped), from an example batch of the dataset."""
+    """Create one agent per key (vmapped), from an example batch of the dataset.
+
+    Creation is one jitted program (cached by the persistent compilation cache) rather than hundreds of small
+    op-by-op compilations; the parameters are bitwise the same either way.
+    """
     example = sample_batch(jax.random.PRNGKey(0), dataset, sampler, 1)
-    agents = jax.vmap(lambda key: agent_cls.create(key, example, config))(keys)
+    agents = jax.jit(jax.vmap(lambda key: agent_cls.create(key, example, config)))(keys)
     # Target parameters start as the online ones; give every leaf its own buffer so the agents can be donated.
     return jax.tree.map(lambda x: x.copy(), agents)
 
@@ -200,6 +224,28 @@ def run_evaluation(
     return rows
 
 
+def check_goal_dim(dataset: Dataset, goal_rep: str, env_name: str) -> None:
+    """Refuse, in one line, an agent whose goals differ in dimension from those evaluation hands out.
+
+    OGBench's evaluation gives oracle representations as goals on ``-oraclerep`` environments and full states
+    otherwise; the dataset holds both (its oracle representations are OGBench's, its states are checked against the
+    environment when loaded).
+    """
+    from scalerl.envs import parse_env_name
+
+    oraclerep = parse_env_name(env_name).oraclerep
+    if goal_rep == "oracle" and not oraclerep:
+        raise ScalerlError(f"--agent.goal-rep oracle: needs an '-oraclerep' environment name, got --env {env_name}")
+    agent_dim = (dataset.oracle_reps if goal_rep == "oracle" else dataset.observations).shape[-1]
+    env_dim = (dataset.oracle_reps if oraclerep else dataset.observations).shape[-1]
+    if agent_dim != env_dim:
+        kind = "oracle representations" if oraclerep else "full states"
+        raise ScalerlError(
+            f"--agent.goal-rep {goal_rep}: the agent's goals have {agent_dim} dimensions but {env_name}'s evaluation "
+            f"goals are {kind} of {env_dim}; drop --agent.goal-rep (goals follow the environment name)"
+        )
+
+
 def train(
     config: TrainConfig, agent_config, resume: bool = False, progress: bool = True, opex: OpexConfig | None = None
 ) -> str:
@@ -208,15 +254,17 @@ def train(
     Args:
         config: the loop's settings.
         agent_config: the agent's frozen config dataclass.
-        resume: continue from the run directory's latest checkpoint (its config must match).
-        progress: show a progress bar.
+        resume: continue from the run directory's latest checkpoint; its config must match but for the settings
+            :func:`scalerl.runs.check_run_dir` lets change, and is then updated.
+        progress: show progress (:func:`scalerl.progress.progress_bar`).
         opex: improve actions at evaluation with OPEX (test-time gradient steps on the critic; no weight update).
     """
-    from tqdm import tqdm
-
     from scalerl.agents import get_agent, sampler_config
     from scalerl.data import load_dataset
     from scalerl.manifest import list_shards
+    from scalerl.progress import progress_bar
+
+    timer = RunTimer()
 
     agent_cls, config_cls = get_agent(config.agent)
     if type(agent_config) is not config_cls:
@@ -227,10 +275,12 @@ def train(
     run_dir = config.out
     saved = {"train": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}
     saved_json = json.loads(json.dumps(saved, default=str))
-    check_run_dir(run_dir, saved_json, resume)
+    defaults = json.loads(json.dumps({"agent": dataclasses.asdict(config_cls())}, default=str))
+    check_run_dir(run_dir, saved_json, resume, defaults=defaults)
     # Everything that can fail on bad input (data, agent config) happens before the run directory is written.
     sampler = sampler_config(agent_config)
     dataset = load_dataset(config.data, env_name=config.env)
+    check_goal_dim(dataset, sampler.goal_rep, config.env)
     val_dataset = None
     if config.validate:
         try:
@@ -242,8 +292,7 @@ def train(
     keys = seed_keys(config.seed, config.seeds)
     init_keys, data_keys, val_keys = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys) for i in range(3))
     agents = create_agents(agent_cls, agent_config, dataset, sampler, init_keys)
-    if not resume:
-        write_config(run_dir, saved_json)
+    write_config(run_dir, saved_json)  # a resumed run's new --steps and intervals
 
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     eval_path = os.path.join(run_dir, EVAL_FILE)
@@ -255,24 +304,31 @@ def train(
             agents = restore_checkpoint(path, agents)
         truncate_jsonl(metrics_path, start)
         truncate_jsonl(eval_path, start)
+        timer.previous_s = logged_total_s(metrics_path, start)
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)
 
     sinks = MetricSinks(run_dir, config.tensorboard, config.wandb_project, saved_json)
     batch_size = agent_config.batch_size
-    bar = tqdm(
-        total=config.steps, initial=start, unit="upd", desc=f"{config.agent} x{config.seeds}", disable=not progress
+    bar = progress_bar(
+        config.steps, initial=start, unit="upd", desc=f"{config.agent} x{config.seeds}", enabled=progress
     )
     step = start
     while step < config.steps:
-        count = min(config.log_interval, config.steps - step)
+        # Up to the next multiple of log_interval, so a run resumed from any step logs where an uninterrupted one does.
+        count = min(config.log_interval - step % config.log_interval, config.steps - step)
+        chunk_started = time.perf_counter()
         agents, info = train_chunk(agents, dataset, data_keys, step, sampler, batch_size, count)
+        info = jax.block_until_ready(info)
+        chunk_s = time.perf_counter() - chunk_started
         step += count
         rows = info_rows(step, info, config.seeds, "train/")
         if val_dataset is not None:
             step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(val_keys, step)
             val_info = validation_info(agents, val_dataset, step_keys, sampler, batch_size)
             rows = [{**row, **val_row} for row, val_row in zip(rows, info_rows(step, val_info, config.seeds, "val/"))]
+        times = timer.interval(count, chunk_s)
+        rows = [{**row, **times} for row in rows]
         append_jsonl(metrics_path, rows)
         sinks.write(rows)
         bar.update(count)
@@ -290,6 +346,7 @@ def train(
         append_jsonl(eval_path, eval_rows)
         sinks.write(eval_rows)
     sinks.close()
+    print(timer.summary(), flush=True)
     from scalerl.plots import plot_run
 
     plot_run(run_dir)

@@ -8,10 +8,13 @@ table. Two sources:
   README for its four tasks (``cube-octuple``, ``puzzle-4x5``, ``puzzle-4x6``, ``humanoidmaze-giant``; oraclerep
   goals, 1B datasets), relative to that code's defaults, which are scalerl's defaults for these agents. n-step
   SAC+BC's ``subgoal_steps`` flag is scalerl's ``nstep``; HIQL's ``actor_subgoal_steps`` is ``subgoal_steps``.
+  No preset sets ``goal_rep``: ``scalerl train`` takes it from the environment name, so on the paper's
+  ``-oraclerep`` environments these presets train on oracle goals, as that code does.
 * **OGBench** (Park et al. 2024), ``impls/hyperparameters.sh``: one preset per standard state-based dataset of the
   pointmaze, cube, puzzle and scene families (named like the dataset without ``-v0``). OGBench's flags are relative
-  to OGBench's agent defaults (512x3 MLPs, discount 0.99, actor goals from the same trajectory drawn uniformly, ...),
-  which are not scalerl's (Park et al. 2025's), so each of these presets holds those defaults as well.
+  to OGBench's agent defaults (512x3 MLPs, actors without layer norm, discount 0.99, actor goals from the same
+  trajectory drawn uniformly, ...), which are not scalerl's (Park et al. 2025's), so each of these presets holds
+  those defaults as well.
 
 Fields are written with the agents' config names; a test checks every entry against the registry.
 """
@@ -95,8 +98,8 @@ OGBENCH_DEFAULTS = {
     "gcbc": {"hidden_dims": (512, 512, 512), "discount": 0.99, **_OGBENCH_GOALS},
     "gcivl": {**_OGBENCH_IQL, "alpha": 10.0, "gc_negative": True, **_OGBENCH_VALUE_GOALS, **_OGBENCH_GOALS},
     "gciql": {
-        **_OGBENCH_IQL, "actor_loss": "ddpgbc", "alpha": 0.3, "const_std": True, "gc_negative": True,
-        **_OGBENCH_VALUE_GOALS, **_OGBENCH_GOALS,
+        **_OGBENCH_IQL, "actor_layer_norm": False, "actor_loss": "ddpgbc", "alpha": 0.3, "const_std": True,
+        "gc_negative": True, **_OGBENCH_VALUE_GOALS, **_OGBENCH_GOALS,
     },
     "qrl": {
         "hidden_dims": (512, 512, 512), "latent_dim": 512, "discount": 0.99, "actor_loss": "ddpgbc", "alpha": 0.003,
@@ -108,9 +111,9 @@ OGBENCH_DEFAULTS = {
         "value_geom_sample": True, **_OGBENCH_GOALS,
     },
     "hiql": {
-        "hidden_dims": (512, 512, 512), "layer_norm": True, "discount": 0.99, "tau": 0.005, "expectile": 0.7,
-        "high_alpha": 3.0, "low_alpha": 3.0, "use_rep": True, "rep_dim": 10, "subgoal_steps": 25, "gc_negative": True,
-        **_OGBENCH_VALUE_GOALS, **_OGBENCH_GOALS,
+        "hidden_dims": (512, 512, 512), "layer_norm": True, "actor_layer_norm": False, "discount": 0.99, "tau": 0.005,
+        "expectile": 0.7, "high_alpha": 3.0, "low_alpha": 3.0, "use_rep": True, "rep_dim": 10, "subgoal_steps": 25,
+        "gc_negative": True, **_OGBENCH_VALUE_GOALS, **_OGBENCH_GOALS,
     },
 }  # fmt: skip
 

@@ -10,7 +10,12 @@ most two programs are compiled and compile time does not grow with ``sigma``.
 Randomness: the loop's JAX key lives in the state and is split explicitly; every episode's start is
 ``reset(seed=f(seed, seed index, episode index))``. A checkpoint holds the state (agents, replay buffers, keys) and
 the actions of each seed's current episode, and resuming replays those actions after the seeded reset, so a
-resumed run equals an uninterrupted one on CPU.
+resumed run equals an uninterrupted one on CPU. A resumed run may raise ``--steps`` and change what is logged and
+evaluated (``--log-every``, ``--eval-every``, ``--eval-episodes``, ``--validation-steps``: none of them touches the
+training state); ``config.json`` then holds the new settings. Its logs keep what was written up to the checkpoint,
+so a run trained to 200 steps and resumed to 400 has the ``metrics.jsonl`` and ``eval.jsonl`` of an uninterrupted
+400-step run (``time/`` keys aside) when ``eval_every`` divides 200; otherwise they also keep the earlier session's
+end-of-run evaluation at step 200 (its evaluation, TD diagnostic and checkpoint).
 
 Every ``eval_every`` steps the loop logs, per seed, the mean return of ``eval_episodes`` deterministic episodes
 (``eval.jsonl``) and the TD-overfitting diagnostic of Fu, Rybkin et al. 2025 ("Compute-Optimal Scaling for
@@ -20,8 +25,10 @@ in a separate validation environment, next to the TD loss on as many replay tran
 Run directory (:mod:`scalerl.runs` owns the layout)::
 
     OUT/config.json          loop + agent config (resume checks it)
-    OUT/metrics.jsonl        one line per (log step, seed): training losses; at eval steps also td/train_loss and
-                             td/validation_loss
+    OUT/metrics.jsonl        one line per (log step, seed): the losses of the interval's last update step (none if
+                             the interval had no update), time/total_s (wall time since the run began, summed over
+                             resumed sessions), time/updates_per_s and time/env_steps_per_s (the interval's rates,
+                             evaluation left out); at eval steps also td/train_loss and td/validation_loss
     OUT/eval.jsonl           one line per (eval step, seed): mean evaluation return
     OUT/checkpoints/step_XXXXXXXX.msgpack   state of all seeds and the environments' replay record
     OUT/curves.png           evaluation return and TD losses (written at the end)
@@ -32,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from fractions import Fraction
 from functools import partial
 
@@ -44,13 +52,16 @@ from scalerl.errors import ScalerlError
 from scalerl.online import buffer as replay
 from scalerl.online.envs import check_env_name, make_online_env
 from scalerl.online.sac import SACAgent, SACConfig
+from scalerl.ranges import check_ranges, option_flag
 from scalerl.runs import (
     EVAL_FILE,
     METRICS_FILE,
+    RunTimer,
     append_jsonl,
     check_run_dir,
     info_rows,
     list_checkpoints,
+    logged_total_s,
     restore_checkpoint,
     save_checkpoint,
     seed_keys,
@@ -90,16 +101,23 @@ class OnlineConfig:
     out: str = "runs/online"
     """Run directory (config.json, metrics.jsonl, eval.jsonl, checkpoints/, curves.png)."""
 
+    RANGES = {
+        "steps": ">= 1",
+        "utd": "> 0",
+        "seeds": ">= 1",
+        "seed": ">= 0",  # numpy's SeedSequence (episode reset seeds) takes non-negative integers
+        "start_steps": ">= 0",
+        "buffer_size": ">= 1",
+        "eval_every": ">= 1",
+        "eval_episodes": ">= 0",
+        "validation_steps": ">= 0",
+        "log_every": ">= 1",
+        "max_episode_steps": ">= 1",
+    }
+
     def __post_init__(self):
         check_env_name(self.env)
-        if not self.utd > 0:
-            raise ScalerlError(f"--utd: expected > 0, got {self.utd}")
-        for name in ("steps", "seeds", "eval_every", "log_every", "max_episode_steps", "buffer_size"):
-            if getattr(self, name) < 1:
-                raise ScalerlError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
-        for name in ("start_steps", "eval_episodes", "validation_steps"):
-            if getattr(self, name) < 0:
-                raise ScalerlError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(self, name)}")
+        check_ranges(self, flag=option_flag, nouns=False)  # worded as always: --utd: expected > 0, got 0
 
 
 class OnlineState(struct.PyTreeNode):
@@ -366,16 +384,27 @@ def parameter_counts(agent_config: SACConfig, observation_dim: int, action_dim: 
 
 
 def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = False, progress: bool = True) -> str:
-    """Train ``config.seeds`` SAC agents online for ``config.steps`` environment steps; returns the run directory."""
-    from tqdm import tqdm
+    """Train ``config.seeds`` SAC agents online for ``config.steps`` environment steps; returns the run directory.
 
+    Args:
+        config: the loop's settings.
+        agent_config: the agent's settings.
+        resume: continue from the latest checkpoint; the config must match but for the settings
+            :func:`scalerl.runs.check_run_dir` lets change, and is then updated.
+        progress: show progress (:func:`scalerl.progress.progress_bar`).
+    """
+    from scalerl.progress import progress_bar
+
+    timer = RunTimer()
     envs = _Envs(config)  # unknown environments fail here, before the run directory is touched
     run_dir = config.out
     saved = json.loads(json.dumps({"online": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}))
     saved["model"] = parameter_counts(agent_config, envs.observation_dim, envs.action_dim)
-    # --steps may grow on resume; the model's parameter counts are derived from the rest.
-    check_run_dir(run_dir, saved, resume, may_change=("online.steps", "model"))
-    write_config(run_dir, saved)
+    defaults = json.loads(
+        json.dumps({"online": dataclasses.asdict(OnlineConfig()), "agent": dataclasses.asdict(SACConfig())})
+    )
+    check_run_dir(run_dir, saved, resume, defaults=defaults)
+    write_config(run_dir, saved)  # a resumed run's new --steps and intervals
 
     eval_envs = [make_online_env(config.env, config.max_episode_steps) for _ in range(config.seeds)]
     validation_envs = [make_online_env(config.env, config.max_episode_steps) for _ in range(config.seeds)]
@@ -399,11 +428,13 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
         actions = np.asarray(actions)
     truncate_jsonl(metrics_path, step)
     truncate_jsonl(eval_path, step)
+    timer.previous_s = logged_total_s(metrics_path, step)
 
-    bar = tqdm(
-        total=config.steps, initial=step, unit="step", desc=f"{config.env} x{config.seeds}", disable=not progress
-    )
+    bar = progress_bar(config.steps, initial=step, unit="step", desc=f"{config.env} x{config.seeds}", enabled=progress)
+    # The losses of the interval's last update step: reset at every line, so a resumed run logs what an uninterrupted
+    # one does even when an interval has no update (sigma < 1).
     info = {}
+    interval_started, interval_steps, interval_updates = time.perf_counter(), 0, 0
     while step < config.steps:
         transition, observations = envs.step(actions)
         num_updates = updates_at(step, config.utd, config.start_steps)
@@ -414,10 +445,17 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
         actions = np.asarray(actions)
         info = step_info or info
         step += 1
+        interval_steps += 1
+        interval_updates += num_updates
         bar.update(1)
         evaluate_now = step % config.eval_every == 0 or step == config.steps
-        if step % config.log_every == 0 or evaluate_now:
-            rows = info_rows(step, info, config.seeds)
+        log_now = step % config.log_every == 0 or evaluate_now
+        if log_now:
+            interval_s = time.perf_counter() - interval_started
+            times = timer.interval(interval_updates, interval_s)
+            times["time/env_steps_per_s"] = round(interval_steps / interval_s, 3) if interval_s > 0 else 0.0
+            rows = [{**row, **times} for row in info_rows(step, info, config.seeds)]
+            info = {}
             for s, row in enumerate(rows):
                 if not np.isnan(envs.last_returns[s]):
                     row["train/episode_return"] = float(envs.last_returns[s])
@@ -436,7 +474,10 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
                 bar.set_postfix(eval_return=f"{returns.mean():.1f}")
             checkpoint = {"state": jax.device_get(state), "envs": envs.record(), "actions": actions}
             save_checkpoint(run_dir, step, checkpoint, keep=2)
+        if log_now:  # the next interval starts after the evaluation and the checkpoint
+            interval_started, interval_steps, interval_updates = time.perf_counter(), 0, 0
     bar.close()
+    print(timer.summary(), flush=True)
     from scalerl.online.plots import plot_online_run
 
     plot_online_run(run_dir)

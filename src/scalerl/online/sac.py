@@ -26,6 +26,7 @@ from flax import struct
 from scalerl.agents.common import adam_step, optimizer, polyak_update
 from scalerl.errors import ScalerlError
 from scalerl.networks import MLP, GaussianActor, default_init, ensemble
+from scalerl.ranges import agent_flag, check_ranges
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,16 +56,34 @@ class SACConfig:
     target_entropy_multiplier: float = 0.5
     """Target entropy ``-target_entropy_multiplier * action_dim``."""
 
+    RANGES = {
+        "lr": "> 0",
+        "batch_size": ">= 1",
+        "actor_hidden_dims": ">= 1",
+        "critic_width": ">= 1",
+        "critic_depth": ">= 1",
+        "num_qs": ">= 1",
+        "discount": "(0, 1]",  # episodes end (terminal or truncated), so an undiscounted return is finite
+        "tau": "(0, 1]",
+        "init_entropy_coef": "> 0",  # tuned in log space
+        "target_entropy_multiplier": "finite",
+    }
+    # The named flags of `scalerl online` (besides --agent.FIELD); errors name these, the other fields --agent.FIELD.
+    NAMED_FLAGS = {
+        "lr": "--lr",
+        "batch_size": "--batch-size",
+        "critic_type": "--critic",
+        "critic_width": "--critic-width",
+        "critic_depth": "--critic-depth",
+        "discount": "--discount",
+        "tau": "--tau",
+    }
+
     def __post_init__(self):
         if self.critic_type not in ("mlp", "bro"):
             raise ScalerlError(f"--critic: expected 'mlp' or 'bro', got '{self.critic_type}'")
-        for name in ("batch_size", "critic_width", "critic_depth", "num_qs"):
-            if getattr(self, name) < 1:
-                raise ScalerlError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ScalerlError(f"--lr: expected > 0, got {self.lr}")
-        if not 0 < self.discount <= 1 or not 0 < self.tau <= 1:
-            raise ScalerlError(f"--discount and --tau: expected in (0, 1], got {self.discount} and {self.tau}")
+        # Worded as `scalerl online` always has: --critic-width: expected >= 1, got 0.
+        check_ranges(self, flag=lambda name: self.NAMED_FLAGS.get(name, agent_flag(name)), nouns=False)
 
 
 class BroCritic(nn.Module):

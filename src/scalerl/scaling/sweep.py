@@ -412,12 +412,12 @@ def _prepare_trial(spec: SweepSpec, trial: Trial, trial_dir: str) -> dict:
 
 
 def _schedule(spec, sweep_dir, todo, states, backend, max_retries, progress, skipped, total) -> int:
-    from tqdm import tqdm
+    from scalerl.progress import progress_bar
 
     queue = collections.deque((trial, 0) for trial in todo)
     running: dict = {}  # future -> (trial, attempts in this invocation)
     attempts = 0
-    bar = tqdm(total=total, initial=skipped, desc=spec.name, unit="trial", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total, initial=skipped, desc=spec.name, unit="trial", enabled=progress, dynamic_ncols=True)
     failed_final = 0
 
     def show():

@@ -17,7 +17,6 @@ from scalerl.agents import AGENTS
 from scalerl.cli import main
 from scalerl.errors import ScalerlError
 from scalerl.offline.loop import TrainConfig
-from scalerl.online.command import _AGENT_FLAG_NAMES, _NAMED_AGENT_FIELDS
 from scalerl.online.loop import OnlineConfig
 from scalerl.online.sac import SACConfig
 from scalerl.overrides import build_config
@@ -28,11 +27,21 @@ def _agent_flag(name: str) -> str:
     return "--agent." + name.replace("_", "-")
 
 
+# The named flags `scalerl online` has always had for SAC fields.
+_SAC_NAMED_FLAGS = {
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "critic_type": "--critic",
+    "critic_width": "--critic-width",
+    "critic_depth": "--critic-depth",
+    "discount": "--discount",
+    "tau": "--tau",
+}
+
+
 def _sac_flag(name: str) -> str:
     """The flag `scalerl online` names a SAC field by: its named flag (--batch-size, --critic) or --agent.FIELD."""
-    if name in _NAMED_AGENT_FIELDS:
-        return "--" + _AGENT_FLAG_NAMES.get(name, name).replace("_", "-")
-    return _agent_flag(name)
+    return _SAC_NAMED_FLAGS.get(name, _agent_flag(name))
 
 
 def _option_flag(name: str) -> str:

@@ -6,10 +6,6 @@ import typer
 
 from scalerl.errors import ScalerlError
 
-# SAC fields that have a named flag besides --agent.FIELD, and the flag names that are not the field's name.
-_NAMED_AGENT_FIELDS = ("batch_size", "lr", "critic_type", "critic_width", "critic_depth", "discount", "tau")
-_AGENT_FLAG_NAMES = {"critic_type": "critic"}
-
 
 def sac_help() -> str:
     """Every ``--agent.FIELD`` flag of ``SACConfig``, one paragraph each (the epilog of ``scalerl online --help``)."""
@@ -39,8 +35,8 @@ def online(
     overrides = parse_overrides(SACConfig, list(ctx.args))
     for name in sorted(overrides.keys() & agent_fields.keys()):
         if ctx.get_parameter_source(name).name == "COMMANDLINE":  # not the named flag's default
-            flag = _AGENT_FLAG_NAMES.get(name, name).replace("_", "-")
-            raise ScalerlError(f"--agent.{name.replace('_', '-')} and --{flag} both set {name}; give one of them")
+            flag = SACConfig.NAMED_FLAGS[name]
+            raise ScalerlError(f"--agent.{name.replace('_', '-')} and {flag} both set {name}; give one of them")
     agent_config = build_config(SACConfig, {**agent_fields, **overrides})
     run_dir = run_online(config, agent_config, resume=resume, progress=progress)
     typer.echo(_summary(run_dir))
@@ -55,7 +51,9 @@ def online_command():
     from scalerl.online.loop import OnlineConfig
     from scalerl.online.sac import SACConfig
 
-    agent_options = FieldOptions(SACConfig, fields=_NAMED_AGENT_FIELDS, flag_names=_AGENT_FLAG_NAMES)
+    # The SAC fields with a named flag besides --agent.FIELD (SACConfig.NAMED_FLAGS, e.g. critic_type: --critic).
+    named = SACConfig.NAMED_FLAGS
+    agent_options = FieldOptions(SACConfig, fields=tuple(named), flag_names={f: flag[2:] for f, flag in named.items()})
     return with_field_options(loop_fields=OnlineConfig, agent_fields=agent_options)(online)
 
 

@@ -32,6 +32,9 @@ def _npy(array: np.ndarray) -> bytes:
 def test_qscaled_sweep_zip_has_no_step_column(tmp_path):
     results = load_qscaled_zip(os.path.join(FIXTURES, "dmc_sweep.zip"))
     assert results.metrics == ["return"]
+    assert results.notes[0].endswith(
+        "no step column (row k is step 5000 + 1000 k) (column 0 looks like steps in 0 of 840 files)"
+    )
     assert set(results.varying()) == {"env", "utd", "batch_size", "lr"}
     table = results.table
     assert sorted(table["utd"].unique()) == [1, 2, 3, 4, 5, 8]

@@ -50,8 +50,13 @@ class FitOptions:
     """Interpolate crossings between log points instead of taking the logged step."""
     confidence: float = 0.95
     """Level of the percentile confidence intervals."""
-    skip_unreached: bool = True
-    """Exclude (rather than take the first value of) groups where no configuration reaches J in a replicate."""
+    unreached: str = "skip"
+    """When no configuration of an (env, B, sigma) group (or (env, eta, sigma) group) reaches J in a bootstrap draw:
+    ``skip`` leaves the draw out of that group's average; ``first`` counts the group's smallest eta (B), the
+    reference's rule (qscaled's argmin over all-infinite times picks index 0 of the ascending grid)."""
+    per_env_drop_highest_utd: bool = False
+    """Leave each environment's highest sigma out of the per-environment B*, eta* fits, as the reference does (its
+    shared-slope fit, like scalerl's, keeps every sigma)."""
     n_params: float | None = None
     """Critic parameter count N for compute (default: the runs' ``n_params`` column when constant)."""
     delta: float = 1e10
@@ -124,6 +129,7 @@ def fit_all(results: Results, options: FitOptions = FitOptions()) -> dict:
 
 
 def _fit_all(results: Results, options: FitOptions) -> dict:
+    hp.check_unreached_rule(options.unreached)
     metric = choose_metric(results, options.metric)
     varying = results.varying()
     offline_axes = [axis for axis in options.offline_axes if axis in varying]
@@ -242,11 +248,13 @@ def _fit_hyperparams(env_index, env_names, utd, batch, lr, times_point, times_bo
         if not any(len(np.unique(free[(env_index == e) & (utd == u)])) > 1 for e, u in set(map(tuple, cells))):
             continue
         other = np.where(np.isfinite(other), other, 0.0)
-        best = hp.best_values(cells, free, other, times_boot, options.skip_unreached)
+        best = hp.best_values(cells, free, other, times_boot, options.unreached)
         points[name] = best
         fits[name] = {
             "shared": hp.fit_best_values(best, shared=True, level=level),
-            "per_env": hp.fit_best_values(best, shared=False, level=level),
+            "per_env": hp.fit_best_values(
+                best, shared=False, level=level, drop_highest_utd=options.per_env_drop_highest_utd
+            ),
         }
     json_out: dict = {}
     for name, best in points.items():
@@ -266,6 +274,7 @@ def _fit_hyperparams(env_index, env_names, utd, batch, lr, times_point, times_bo
                 }
                 for e in fits[name]["per_env"].slopes
             },
+            "unreached": {"rule": options.unreached, **best.unreached_counts()},
         }
     proposals = []
     if fits:
@@ -492,7 +501,7 @@ def _fit_model_size(labels, utd, batch, lr, n_params, point, boot, thresholds, s
         if np.all(np.isfinite(batch[rows])) and len(np.unique(batch[rows])) > 1:
             other = np.where(np.isfinite(lr[rows]), lr[rows], 0.0)
             cells = np.column_stack([np.zeros(len(rows)), utd[rows], n_params[rows]])
-            best = hp.best_values(cells, batch[rows], other, boot[rows, :, select], options.skip_unreached)
+            best = hp.best_values(cells, batch[rows], other, boot[rows, :, select], options.unreached)
             batch_model = ms.fit_batch_size_model(best.cells[:, 1], best.cells[:, 2], best.value)
             if batch_model is not None:
                 reps = [
@@ -506,6 +515,7 @@ def _fit_model_size(labels, utd, batch, lr, n_params, point, boot, thresholds, s
                         for f in ("a", "alpha", "b", "c")
                     },
                     "points": [{"utd": c[1], "n_params": c[2], "value": v} for c, v in zip(best.cells, best.value)],
+                    "unreached": {"rule": options.unreached, **best.unreached_counts()},
                 }
         elif np.all(np.isfinite(batch[rows])):
             constant = float(np.exp(np.mean(np.log(batch[rows]))))

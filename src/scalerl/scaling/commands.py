@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import typer
@@ -76,17 +77,43 @@ def _parse_max_returns(items: list[str] | None) -> dict[str, float] | None:
     return out
 
 
-def _load(sources: list[Path], step_start: int, step_interval: int, max_returns: list[str] | None):
-    from scalerl.scaling.results import load_source, merge_results
+_STEP_COLUMN_CHOICES = {"auto": None, "yes": True, "no": False}
+
+
+def _parse_step_column(text: str) -> bool | None:
+    if text not in _STEP_COLUMN_CHOICES:
+        raise ScalerlError(f"--step-column: expected auto, yes or no, got '{text}'")
+    return _STEP_COLUMN_CHOICES[text]
+
+
+def _load(
+    sources: list[Path], step_start: int, step_interval: int, max_returns: list[str] | None, step_column: str = "auto"
+):
+    """One table from the ``--source`` paths, and the lines to show about how they were read: the loaders' notes
+    (e.g. a qscaled archive's layout) and their :class:`~scalerl.scaling.results.LoaderWarning` messages."""
+    from scalerl.scaling.results import LoaderWarning, load_source, merge_results
 
     if not sources:
         raise ScalerlError("--source: give at least one run directory, sweep directory, qscaled .zip or W&B .csv")
-    options = {"step_start": step_start, "step_interval": step_interval, "max_returns": _parse_max_returns(max_returns)}
+    options = {
+        "step_start": step_start,
+        "step_interval": step_interval,
+        "step_column": _parse_step_column(step_column),
+        "max_returns": _parse_max_returns(max_returns),
+    }
     loaded = []
-    for source in sources:
-        zip_options = options if str(source).endswith(".zip") else {}
-        loaded.append(load_source(source, **zip_options))
-    return merge_results(loaded)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LoaderWarning)
+        for source in sources:
+            zip_options = options if str(source).endswith(".zip") else {}
+            loaded.append(load_source(source, **zip_options))
+    results = merge_results(loaded)
+    lines = list(results.notes)
+    lines += [f"warning: {w.message}" for w in caught if issubclass(w.category, LoaderWarning)]
+    for w in caught:
+        if not issubclass(w.category, LoaderWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return results, lines
 
 
 _SOURCE_HELP = "Run directory, sweep directory, qscaled .zip or W&B .csv export (repeat for several)."
@@ -108,16 +135,41 @@ _PROPOSE_UTDS = typer.Option("0.5,1,2,4,8,16,32", help="sigma values to propose 
 _PROPOSE_BUDGETS = typer.Option(None, help="Budgets F to propose sigma* for (default: 2x-100x F*).")
 _STEP_START = typer.Option(5000, help="qscaled zips without a step column: step of row 0.")
 _STEP_INTERVAL = typer.Option(1000, help="qscaled zips without a step column: steps between rows.")
+_STEP_COLUMN = typer.Option(
+    "auto",
+    "--step-column",
+    help=(
+        "auto, yes or no: is column 0 of a qscaled zip's .npy files the environment step? auto (default): decided by "
+        "the majority of the archive's files (strictly increasing integers whose gaps are within 1% of a whole "
+        "multiple of the logging interval), with a warning for files that disagree or seed counts that differ."
+    ),
+)
 _MAX_RETURN = typer.Option([], help="ENV=VALUE: normalise that env's returns to 1000 (repeatable).")
+_UNREACHED = typer.Option(
+    "skip",
+    "--unreached",
+    help=(
+        "skip or first: a bootstrap draw in which no configuration of an (env, B, sigma) group reaches J (resp. "
+        "(env, eta, sigma) for B*): skip (default) leaves it out of the average; first counts the group's smallest "
+        "eta (resp. B), the reference's rule (qscaled's argmin over all-infinite times picks index 0)."
+    ),
+)
+_PER_ENV_DROP_HIGHEST_UTD = typer.Option(
+    False,
+    "--per-env-drop-highest-utd",
+    help="Leave each env's highest sigma out of the per-env B*, eta* fits, as the reference does (shared fit: all).",
+)
 _FIT_FLAGS = (
     "metric", "thresholds", "selection_threshold", "bootstrap", "seed", "interpolate", "n_params", "delta",
-    "compute_k", "heldout", "baseline_utd", "propose_utds", "propose_budgets",
+    "compute_k", "heldout", "baseline_utd", "propose_utds", "propose_budgets", "unreached",
+    "per_env_drop_highest_utd",
 )  # fmt: skip
 
 
 def _fit_options(flags: dict):
     """:class:`FitOptions` from a command's flag values (its ``locals()``), parsed and checked."""
     from scalerl.scaling.analysis import FitOptions
+    from scalerl.scaling.hyperparams import check_unreached_rule
 
     kwargs = {name: flags[name] for name in _FIT_FLAGS}
     kwargs["num_bootstrap"] = kwargs.pop("bootstrap")
@@ -126,6 +178,7 @@ def _fit_options(flags: dict):
     budgets = _parse_floats(kwargs.pop("propose_budgets"), "--propose-budgets")
     if kwargs["num_bootstrap"] < 1:
         raise ScalerlError("--bootstrap: expected at least 1 resample")
+    check_unreached_rule(kwargs["unreached"])
     return FitOptions(
         thresholds=thresholds,
         propose_utds=propose or FitOptions.propose_utds,
@@ -150,8 +203,11 @@ def fit(
     baseline_utd: float = _BASELINE_UTD,
     propose_utds: str = _PROPOSE_UTDS,
     propose_budgets: str | None = _PROPOSE_BUDGETS,
+    unreached: str = _UNREACHED,
+    per_env_drop_highest_utd: bool = _PER_ENV_DROP_HIGHEST_UTD,
     step_start: int = _STEP_START,
     step_interval: int = _STEP_INTERVAL,
+    step_column: str = _STEP_COLUMN,
     max_return: list[str] = _MAX_RETURN,
 ) -> None:
     """Fit the scaling laws of docs/scaling.md to runs; print a summary and optionally write all numbers as JSON."""
@@ -159,9 +215,12 @@ def fit(
     from scalerl.scaling.analysis import fit_all
 
     options = _fit_options(flags)
-    results = _load(source, step_start, step_interval, max_return)
+    results, loading = _load(source, step_start, step_interval, max_return, step_column)
+    for line in loading:
+        typer.echo(line, err=line.startswith("warning:"))
     fits = fit_all(results, options)
     fits["sources"] = [os.path.abspath(s) for s in source]
+    fits["loading"] = loading
     for line in summary_lines(fits):
         typer.echo(line)
     if json_path is not None:
@@ -172,6 +231,7 @@ def fit(
 
 def summary_lines(fits: dict) -> list[str]:
     """A few lines of the headline numbers of a fit dict."""
+    from scalerl.scaling.report import unreached_text
 
     def est(entry) -> str:
         if not isinstance(entry, dict) or entry.get("value") is None:
@@ -190,6 +250,9 @@ def summary_lines(fits: dict) -> list[str]:
         for name, symbol in (("lr", "eta*"), ("batch_size", "B*")):
             if name in online.get("hyperparams", {}):
                 lines.append(f"  {symbol}(sigma) shared slope: {est(online['hyperparams'][name]['shared']['slope'])}")
+                unreached = online["hyperparams"][name].get("unreached")
+                if unreached:
+                    lines.append(f"    {unreached_text(unreached, online.get('selection_threshold'))}")
         for entry in online.get("data_efficiency", {}).get("fits", []):
             if "alpha" in entry:
                 lines.append(f"  D_J(sigma) J={entry['threshold']:g}: alpha {est(entry['alpha'])}")
@@ -223,8 +286,11 @@ def report(
     baseline_utd: float = _BASELINE_UTD,
     propose_utds: str = _PROPOSE_UTDS,
     propose_budgets: str | None = _PROPOSE_BUDGETS,
+    unreached: str = _UNREACHED,
+    per_env_drop_highest_utd: bool = _PER_ENV_DROP_HIGHEST_UTD,
     step_start: int = _STEP_START,
     step_interval: int = _STEP_INTERVAL,
+    step_column: str = _STEP_COLUMN,
     max_return: list[str] = _MAX_RETURN,
 ) -> None:
     """Write PNG plots and a markdown report (fitted laws, proposed hyper-parameters) for runs or a fits JSON."""
@@ -243,13 +309,16 @@ def report(
         if not isinstance(fits, dict) or "metric" not in fits:
             raise ScalerlError(f"--fits {fits_path}: not a fits JSON written by `scalerl fit --json`")
         source = source or [Path(s) for s in fits.get("sources", []) if os.path.exists(s)]
-    results = _load(source, step_start, step_interval, max_return) if source else None
+    options = _fit_options(flags) if fits is None else None
+    results, loading = _load(source, step_start, step_interval, max_return, step_column) if source else (None, [])
+    for line in loading:
+        typer.echo(line, err=line.startswith("warning:"))
     if fits is None:
         if results is None:
             raise ScalerlError("--source or --fits: give the runs to fit or a fits JSON")
-        options = _fit_options(flags)
         fits = fit_all(results, options)
         fits["sources"] = [os.path.abspath(s) for s in source]
+        fits["loading"] = loading
     curves, panels, line_keys = None, None, None
     if results is not None:
         varying = results.varying()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 from scalerl.atomic import atomic_write_text
-from scalerl.scaling import plots
 from scalerl.scaling.results import Curves, format_value
 
 
@@ -30,6 +29,17 @@ def _estimate(entry, digits: int = 4) -> str:
         return _number(entry, digits)
     low, high = entry.get("ci", [None, None])
     return f"{_number(entry.get('value'), digits)} [{_number(low, 3)}, {_number(high, 3)}]"
+
+
+def unreached_text(unreached: dict, threshold: float | None) -> str:
+    """How many bootstrap draws and groups had no configuration reaching the selection threshold, and the rule."""
+    action = "left out" if unreached["rule"] == "skip" else "counted as the smallest value"
+    at = "J" if threshold is None else f"J={threshold:g}"
+    return (
+        f"no configuration reached {at} in {unreached['draws']} of {unreached['draws_total']} draws, in "
+        f"{unreached['groups']} of {unreached['groups_total']} groups ({unreached['groups_never']} in every draw); "
+        f"--unreached {unreached['rule']}: {action}"
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -54,6 +64,8 @@ def write_report(
         curve_panels: configuration columns that choose a learning-curve panel (default: the first two).
         curve_lines: configuration columns that label the lines in a panel (default: all the others).
     """
+    from scalerl.scaling import plots  # matplotlib only when a report is drawn (``fit`` imports this module too)
+
     os.makedirs(out_dir, exist_ok=True)
     metric = fits.get("metric", "return")
     options = fits.get("options", {})
@@ -69,6 +81,8 @@ def write_report(
         ),
         "",
     ]
+    if fits.get("loading"):
+        lines += ["How the sources were read:", ""] + [f"- {line}" for line in fits["loading"]] + [""]
     figures = []
     if curves is not None and curves.values:
         panels = curve_panels if curve_panels is not None else list(curves.configs.columns[:2])
@@ -123,6 +137,10 @@ def _online_section(online: dict, options: dict) -> list[str]:
         fit = hyper[name]
         lines += [f"### {symbol}(sigma)", "", f"`log10 {symbol}(sigma) = s * log10 sigma + a_env`", ""]
         lines += [f"Shared slope s = {_estimate(fit['shared']['slope'])}.", ""]
+        if fit.get("unreached"):
+            lines += [f"Selection: {unreached_text(fit['unreached'], online.get('selection_threshold'))}.", ""]
+        if options.get("per_env_drop_highest_utd"):
+            lines += ["Per-env fits leave out each environment's highest sigma (the reference's rule).", ""]
         rows = [
             [
                 env,
@@ -241,6 +259,8 @@ def _online_section(online: dict, options: dict) -> list[str]:
                 ),
                 "",
             ]
+            if b.get("unreached"):
+                lines += [f"Selection: {unreached_text(b['unreached'], online.get('selection_threshold'))}.", ""]
         if model.get("data"):
             lines += [f"`{model['data_form']}`:", ""]
             rows = [

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 
@@ -46,11 +47,13 @@ class Results:
         table: one row per (run, seed, step).
         config_columns: the columns that describe a configuration (runs sharing them are seeds of one configuration).
         metrics: the metric columns.
+        notes: how the sources were read (e.g. a qscaled archive's layout), for the user to see.
     """
 
     table: pd.DataFrame
     config_columns: list[str]
     metrics: list[str]
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def varying(self) -> list[str]:
         """Configuration columns that take more than one value."""
@@ -202,15 +205,80 @@ def load_run_dirs(paths: Sequence[str | os.PathLike], file: str = "eval.jsonl", 
 
 _QSCALED_FILE = re.compile(r"(?:^|/)utd_([0-9.eE+-]+)/([^/]+)/([^/]+)/bs_([0-9]+)_lr_([0-9.eE+-]+)\.npy$")
 
+STEP_GAP_TOLERANCE = 0.01
+"""How far (a fraction of the logging interval) a logged-step gap may be from a whole multiple of that interval."""
 
-def _is_step_column(column: np.ndarray) -> bool:
-    """True if a column is an exact increasing arithmetic progression of integers (a logged-step column)."""
-    if len(column) < 2:
+
+class LoaderWarning(UserWarning):
+    """A source loaded, but something in it deserves a look (``scalerl fit`` and ``report`` print these)."""
+
+
+def looks_like_step_column(column: np.ndarray) -> bool:
+    """Whether a column can be logged environment steps.
+
+    True for strictly increasing integers whose gaps are each within :data:`STEP_GAP_TOLERANCE` of the logging
+    interval (the median of the gaps shorter than 1.5 times the smallest) times a whole number: real logs jitter
+    (steps 1, 1001, 2001, 3000, 4001: gaps 999-1001) and skip rows (gaps of 2000 in a column logged every 1000
+    steps). A column of returns (one seed) is practically never like this.
+    """
+    column = np.asarray(column, dtype=float)
+    if column.ndim != 1 or len(column) < 2 or not np.all(np.isfinite(column)):
         return False
-    differences = np.diff(column)
-    return bool(
-        np.all(differences > 0) and np.all(differences == differences[0]) and np.all(column == np.round(column))
-    )
+    gaps = np.diff(column)
+    if not (np.all(gaps > 0) and np.all(column == np.round(column))):
+        return False
+    unit = float(np.median(gaps[gaps < 1.5 * gaps.min()]))  # the logging interval: the median of the shortest gaps
+    multiples = np.maximum(np.round(gaps / unit), 1.0)
+    return bool(np.all(np.abs(gaps - multiples * unit) <= STEP_GAP_TOLERANCE * unit))
+
+
+def _step_layout(path: str, names: list[str], arrays: list[np.ndarray], step_column: bool | None) -> tuple[bool, str]:
+    """Whether column 0 of every file of one archive is the step, and why: forced by ``step_column``, else decided
+    by the files' majority (all files of an archive share one layout), with a :class:`LoaderWarning` for dissenters."""
+    if step_column is None:
+        votes = [looks_like_step_column(array[:, 0]) for array in arrays]
+        count = sum(votes)
+        if 2 * count == len(votes):
+            raise ScalerlError(
+                f"{path}: column 0 looks like a step column in {count} of {len(votes)} files and not in the others; "
+                "pass --step-column yes or --step-column no"
+            )
+        has_steps = 2 * count > len(votes)
+        dissent = [name for name, vote in zip(names, votes) if vote != has_steps]
+        if dissent:
+            warnings.warn(
+                f"{path}: column 0 of {len(dissent)} of {len(votes)} files does {'not ' if has_steps else ''}look "
+                f"like a step column (e.g. {dissent[0]}); all files are read as the majority's layout, "
+                f"{'with' if has_steps else 'without'} a step column (--step-column yes|no chooses)",
+                LoaderWarning,
+                stacklevel=3,
+            )
+        reason = f"column 0 looks like steps in {count} of {len(votes)} files"
+    else:
+        has_steps = step_column
+        reason = f"set by --step-column {'yes' if step_column else 'no'}"
+    if has_steps:
+        for name, array in zip(names, arrays):
+            if array.shape[1] < 2:
+                raise ScalerlError(f"{path}:{name}: a step column and no seed column (shape {array.shape})")
+            if not np.all(np.diff(array[:, 0]) > 0):
+                raise ScalerlError(
+                    f"{path}:{name}: column 0 is not strictly increasing, so it cannot be the step column; "
+                    "pass --step-column no if every column is a seed"
+                )
+    seeds = {}
+    for name, array in zip(names, arrays):
+        seeds.setdefault(array.shape[1] - int(has_steps), []).append(name)
+    if len(seeds) > 1:
+        counts = ", ".join(f"{count} seeds in {len(files)} files" for count, files in sorted(seeds.items()))
+        rare = min(seeds, key=lambda count: len(seeds[count]))
+        warnings.warn(
+            f"{path}: files have different seed counts ({counts}; e.g. {seeds[rare][0]} has {rare}); "
+            "a step column read as a seed adds one (--step-column yes|no chooses)",
+            LoaderWarning,
+            stacklevel=3,
+        )
+    return has_steps, reason
 
 
 def load_qscaled_zip(
@@ -224,68 +292,83 @@ def load_qscaled_zip(
 
     Each file is a ``[T, S]`` array of returns, one column per seed, or ``[T, 1 + S]`` whose column 0 is the
     environment step. The DMC sweep files have no step column: row ``k`` is at ``step_start + step_interval * k``.
+    The layout is one per archive, as in the reference (qscaled's ``UTDZipHandler.load_df_from_zip``: column 0 is
+    the step unless the experiment's config gives ``env_step_start`` and ``env_step_freq``; its latest version always
+    reads column 0 as the step).
 
     Args:
         path: the zip file.
-        step_start: step of row 0 when the file has no step column.
-        step_interval: steps between rows when the file has no step column.
-        step_column: whether column 0 is the step; None detects it (an exact arithmetic progression of integers).
+        step_start: step of row 0 when the files have no step column.
+        step_interval: steps between rows when the files have no step column.
+        step_column: whether column 0 is the step; None decides for the whole archive by the majority of its files
+            (:func:`looks_like_step_column`), warning (:class:`LoaderWarning`) about files that disagree and about
+            files with different seed counts.
         max_returns: optional ``{env: max return}``; returns are normalised to ``R * 1000 / max_return``.
 
     Returns:
-        :class:`Results` with columns ``env, utd, batch_size, lr, run, seed, step, return``.
+        :class:`Results` with columns ``env, utd, batch_size, lr, run, seed, step, return``; its ``notes`` say which
+        layout was used.
     """
     path = os.fspath(path)
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as error:
         raise ScalerlError(f"{path}: not a readable zip ({error})") from None
-    frames = []
+    names, keys, arrays = [], [], []
     with archive:
         for name in sorted(archive.namelist()):
             match = _QSCALED_FILE.search(name)
             if not match:
                 continue
-            utd, env, _, batch_size, lr = match.groups()
-            array = np.load(io.BytesIO(archive.read(name)))
+            try:
+                array = np.load(io.BytesIO(archive.read(name)))
+            except (OSError, ValueError, zipfile.BadZipFile) as error:
+                raise ScalerlError(f"{path}:{name}: not a readable .npy array ({error})") from None
             if array.ndim != 2:
                 raise ScalerlError(f"{path}:{name}: expected a [T, seeds] array, got shape {array.shape}")
-            has_steps = _is_step_column(array[:, 0]) if step_column is None else step_column
-            if has_steps:
-                steps, returns = array[:, 0].astype(np.int64), array[:, 1:].astype(float)
-            else:
-                steps = step_start + step_interval * np.arange(len(array), dtype=np.int64)
-                returns = array.astype(float)
-            if max_returns and env in max_returns:
-                returns = returns * 1000.0 / max_returns[env]
-            num_steps, num_seeds = returns.shape
-            size = num_steps * num_seeds
-            frames.append(
-                {
-                    "env": env,
-                    "utd": np.full(size, float(utd)),
-                    "batch_size": np.full(size, int(batch_size)),
-                    "lr": np.full(size, float(lr)),
-                    "run": name,
-                    "size": size,
-                    "seed": np.tile(np.arange(num_seeds), num_steps),
-                    "step": np.repeat(steps, num_seeds),
-                    "return": returns.reshape(-1),
-                }
-            )
-    if not frames:
+            names.append(name)
+            keys.append(match.groups())
+            arrays.append(array)
+    if not arrays:
         raise ScalerlError(f"{path}: no utd_<sigma>/<env>/<key>/bs_<B>_lr_<eta>.npy files in the zip")
+    has_steps, reason = _step_layout(path, names, arrays, step_column)
+    frames = []
+    for name, (utd, env, _, batch_size, lr), array in zip(names, keys, arrays):
+        if has_steps:
+            steps, returns = array[:, 0].astype(np.int64), array[:, 1:].astype(float)
+        else:
+            steps = step_start + step_interval * np.arange(len(array), dtype=np.int64)
+            returns = array.astype(float)
+        if max_returns and env in max_returns:
+            returns = returns * 1000.0 / max_returns[env]
+        num_steps, num_seeds = returns.shape
+        size = num_steps * num_seeds
+        frames.append(
+            {
+                "env": env,
+                "utd": np.full(size, float(utd)),
+                "batch_size": np.full(size, int(batch_size)),
+                "lr": np.full(size, float(lr)),
+                "run": name,
+                "size": size,
+                "seed": np.tile(np.arange(num_seeds), num_steps),
+                "step": np.repeat(steps, num_seeds),
+                "return": returns.reshape(-1),
+            }
+        )
     sizes = [frame.pop("size") for frame in frames]
     columns = {}
     for key in frames[0]:
         if key in ("env", "run"):
-            names = sorted({frame[key] for frame in frames})
-            codes = np.repeat([names.index(frame[key]) for frame in frames], sizes)
-            columns[key] = pd.Categorical.from_codes(codes, categories=names)
+            categories = sorted({frame[key] for frame in frames})
+            codes = np.repeat([categories.index(frame[key]) for frame in frames], sizes)
+            columns[key] = pd.Categorical.from_codes(codes, categories=categories)
         else:
             columns[key] = np.concatenate([frame[key] for frame in frames])
-    frames = [pd.DataFrame(columns)]
-    return _results(frames, ["return"])
+    results = _results([pd.DataFrame(columns)], ["return"])
+    layout = "column 0 is the step" if has_steps else f"no step column (row k is step {step_start} + {step_interval} k)"
+    results.notes.append(f"{path}: {len(arrays)} files; {layout} ({reason})")
+    return results
 
 
 _STEP_KEYS = ("_step", "step", "Step", "global_step", "env_step", "env_steps")
@@ -391,6 +474,7 @@ def merge_results(results: Sequence[Results]) -> Results:
     if len(results) == 1:
         return results[0]
     merged = _results([r.table for r in results], [m for r in results for m in r.metrics])
+    merged.notes.extend(note for r in results for note in r.notes)
     return merged
 
 

@@ -17,6 +17,8 @@ from scalerl.compile_cache import configure_compile_cache
 from scalerl.demo import demo
 from scalerl.errors import ScalerlError
 from scalerl.generate.command import generate
+from scalerl.horizon.command import diagnose
+from scalerl.horizon.study import horizon_study
 from scalerl.info import info
 from scalerl.offline.command import agent_help, evaluate_run, list_agents, train, train_command
 from scalerl.offline.presets import list_presets
@@ -92,6 +94,8 @@ app.command("generate")(generate)
 app.command("info")(info)
 app.command("train", help=train.__doc__)(_built_when_run)
 app.command("eval")(evaluate_run)
+app.command("diagnose")(diagnose)
+app.command("horizon-study")(horizon_study)
 app.command("agents")(list_agents)
 app.command("sweep")(sweep)
 app.command("fit")(fit)

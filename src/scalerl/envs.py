@@ -99,6 +99,10 @@ class EnvName:
 
 def parse_env_name(name: str) -> EnvName:
     """Parse ``TASK[-TYPE][-oraclerep][-v0]`` into its parts; unknown tasks raise :class:`ScalerlError`."""
+    from scalerl.horizon.tasks import NAME_FORMS, horizon_env_name, is_horizon_name
+
+    if is_horizon_name(name):  # the horizon testbed's mazes and locks (scalerl.horizon.tasks)
+        return horizon_env_name(name)
     parts = name.strip().split("-")
     if parts and parts[-1] == "v0":
         parts = parts[:-1]
@@ -112,7 +116,9 @@ def parse_env_name(name: str) -> EnvName:
     task_name = "-".join(parts)
     if task_name not in TASKS:
         known = ", ".join(sorted(TASKS))
-        raise ScalerlError(f"--env: unknown task '{name}'; expected one of {known} (optionally -TYPE, -oraclerep)")
+        raise ScalerlError(
+            f"--env: unknown task '{name}'; expected one of {known} (optionally -TYPE, -oraclerep), or {NAME_FORMS}"
+        )
     task = TASKS[task_name]
     if dataset_type is not None and dataset_type not in task.types:
         raise ScalerlError(
@@ -157,6 +163,10 @@ def make_env(name: str, **kwargs):
         ``reset(options=dict(task_id=...))`` expects) and ``task_name``.
     """
     parsed = parse_env_name(name)
+    if parsed.task.family.startswith("horizon-"):
+        from scalerl.horizon.env import make_horizon_env
+
+        return make_horizon_env(name, **kwargs)
     if parsed.oraclerep:
         kwargs.setdefault("use_oracle_rep", True)
     env = gym_make(parsed.task.env_id, **kwargs)
@@ -183,6 +193,8 @@ def oracle_reps(name: str, qpos, button_states=None):
     from ogbench.relabel_utils import add_oracle_reps
 
     parsed = parse_env_name(name)
+    if parsed.task.family.startswith("horizon-"):  # horizon datasets store the oracle representation as qpos
+        return qpos
     data = {"qpos": qpos}
     if button_states is not None:
         data["button_states"] = button_states

@@ -18,6 +18,9 @@ Conventions follow OGBench (Park et al. 2024) and "Horizon Reduction Makes RL Sc
   one-step transitions); a subgoal chunk stops at its subgoal (at most ``last``). A chunk cut short by a
   trajectory's end keeps its mask (the end is not a success), unlike the reference, which counts it as reaching the
   goal.
+* A recursive hierarchy of ``levels`` levels (:mod:`scalerl.agents.rsharsa`) gets, for each subgoal level
+  ``1 <= i < levels``, SHARSA's subgoal targets at the horizon ``subgoal_steps ** i`` (keys ``level{i}_*``); see
+  :func:`level_targets`.
 """
 
 from __future__ import annotations
@@ -125,9 +128,25 @@ class LowGoalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class GoalSamplerConfig(LowGoalConfig, NStepConfig, SubgoalConfig, RewardConfig, ValueGoalConfig):
-    """How batches are drawn: every field group above, with no subgoals, one-step transitions and geometric value goals
-    by default.
+class LevelsConfig:
+    """The levels of a recursive SHARSA-style hierarchy (:mod:`scalerl.agents.rsharsa`)."""
+
+    levels: int = 3
+    """Levels of the hierarchy: level ``i >= 1`` proposes subgoals ``subgoal_steps ** i`` steps ahead toward the
+    subgoal of level ``i + 1`` (the top level, ``levels - 1``, toward the goal) and level 0 proposes actions; 1 is a
+    flat agent, 2 is SHARSA. If >= 2 the sampler adds each subgoal level's targets (``level{i}_*`` keys)."""
+    scaled_level_goals: bool = True
+    """Value goals of the subgoal levels below the top at their own time scale: the ``value_p_*`` mix with geometric
+    same-trajectory offsets of mean ``subgoal_steps ** (i + 1)`` for level ``i`` (True), or the top level's value goals
+    at every level (False)."""
+
+    RANGES = {"levels": ">= 1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalSamplerConfig(LevelsConfig, LowGoalConfig, NStepConfig, SubgoalConfig, RewardConfig, ValueGoalConfig):
+    """How batches are drawn: every field group above, with no subgoals, no subgoal levels, one-step transitions and
+    geometric value goals by default.
 
     Every agent config inherits the groups it uses, with its paper's defaults; :func:`scalerl.agents.sampler_config`
     turns one into a sampler config (the groups it lacks keep the defaults here).
@@ -136,14 +155,17 @@ class GoalSamplerConfig(LowGoalConfig, NStepConfig, SubgoalConfig, RewardConfig,
     value_geom_sample: bool = True
     subgoal_steps: int = 0
     nstep: int = 1
+    levels: int = 0
 
-    RANGES = {"subgoal_steps": ">= 0"}  # 0: no subgoals
+    RANGES = {"subgoal_steps": ">= 0", "levels": ">= 0"}  # 0: no subgoals; 0 or 1: no subgoal levels
 
     def __post_init__(self):
         # The field groups' ranges, errors naming the fields (a sampler config is built in code, not from flags).
         check_ranges(self, flag=lambda name: name)
         if self.goal_rep not in ("observation", "oracle"):
             raise ValueError(f"goal_rep: expected 'observation' or 'oracle', got '{self.goal_rep}'")
+        if self.levels >= 2 and self.subgoal_steps < 1:
+            raise ValueError(f"subgoal_steps: expected >= 1 with levels >= 2, got {self.subgoal_steps}")
 
 
 def sample_indices(key: jax.Array, dataset: Dataset, batch_size: int) -> jax.Array:
@@ -253,7 +275,8 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
         with ``nstep > 1``: ``action_chunks``, ``nstep_rewards``, ``nstep_masks``, ``nstep_steps``,
         ``nstep_next_observations``;
         with ``low_discount > 0``: ``low_value_goals`` ``[B, goal_dim]``, ``low_value_rewards``, ``low_value_masks``
-        ``[B]`` (drawn with ``fold_in(key, 1)``, so the other keys' draws do not change).
+        ``[B]`` (drawn with ``fold_in(key, 1)``, so the other keys' draws do not change);
+        with ``levels >= 2``: the ``level{i}_*`` keys of :func:`level_targets` for ``i = 1 .. levels - 1``.
     """
     goal_source = dataset.observations if config.goal_rep == "observation" else dataset.oracle_reps
     if goal_source is None:
@@ -307,7 +330,90 @@ def sample_batch(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, ba
             low_value_rewards=low_successes - (1.0 if config.gc_negative else 0.0),
             low_value_masks=1.0 - low_successes,
         )
+    if config.levels >= 2:
+        batch.update(level_targets(key, dataset, config, goal_source, idxs, value_goal_idxs, actor_goal_idxs))
     return batch
+
+
+LEVEL_GOAL_STREAM = 100
+"""Scaled value goals of level ``i`` are drawn with ``fold_in(key, LEVEL_GOAL_STREAM + i)``: a stream of their own, so
+adding levels changes no other draw of the batch."""
+
+
+def level_targets(
+    key: jax.Array,
+    dataset: Dataset,
+    config: GoalSamplerConfig,
+    goal_source: jax.Array,
+    idxs: jax.Array,
+    value_goal_idxs: jax.Array,
+    actor_goal_idxs: jax.Array,
+) -> dict:
+    """SHARSA's subgoal targets for every subgoal level of a recursive hierarchy (Park et al. 2025, generalised).
+
+    Level ``i`` (``1 <= i < L``, ``L = config.levels``) works at the horizon ``h_i = subgoal_steps ** i``. Its rows:
+
+    * subgoal: ``min(t + h_i, last)``, the dataset state ``h_i`` ahead (SHARSA's ``low_goals`` at ``i = 1``);
+    * value goal: the batch's value goal at the top level ``i = L - 1``; below it, with ``scaled_level_goals``, a goal
+      of its own drawn with the ``value_p_*`` probabilities and geometric offsets of mean ``h_{i+1}`` (success
+      probability ``1 / h_{i+1}``; the scale of the subgoals level ``i`` is asked to reach, as double SHARSA's low
+      goals), else the top level's;
+    * the subgoal chunk toward the value goal that stops at the subgoal (:func:`nstep_chunk` of ``h_i`` steps, stopped
+      at the last valid row), with the per-step ``discount``;
+    * actor goal: the batch's actor goal at the top level, else the dataset state ``h_{i+1}`` ahead (the subgoal of
+      level ``i + 1``; SHARSA's low-level goal); actor subgoal: the state ``h_i`` ahead, clipped to the actor goal
+      when it lies ahead in the same trajectory (a no-op below the top).
+
+    With ``L = 2`` the ``level1_*`` keys equal SHARSA's keys (``value_goals``, ``low_goals``, ``subgoal_*``,
+    ``actor_goals``, ``actor_subgoals``) element for element. A chunk holds ``[B, h_i]`` steps, so memory grows as
+    ``batch_size * subgoal_steps ** (L - 1)``.
+
+    Returns:
+        dict with, for each level ``i``: ``level{i}_value_goals``, ``level{i}_subgoals``, ``level{i}_actor_goals``,
+        ``level{i}_actor_subgoals`` ``[B, goal_dim]``; ``level{i}_subgoal_observations`` ``[B, obs_dim]`` (the full
+        state at the subgoal, where the critic bootstraps); ``level{i}_rewards``, ``level{i}_masks``,
+        ``level{i}_steps_taken`` ``[B]`` (the chunk's discounted reward, mask and steps; bootstrap with
+        ``discount ** level{i}_steps_taken``).
+    """
+    top = config.levels - 1
+    last = dataset.last_valid(idxs)
+    goal_ahead = (dataset.traj_ends[actor_goal_idxs] == dataset.traj_ends[idxs]) & (actor_goal_idxs >= idxs)
+    targets = {}
+    for level in range(1, config.levels):
+        steps = config.subgoal_steps**level
+        sub_idxs = jnp.minimum(idxs + steps, last)
+        if level == top:
+            goal_idxs, actor_idxs, actor_ahead = value_goal_idxs, actor_goal_idxs, goal_ahead
+        else:
+            upper_steps = config.subgoal_steps ** (level + 1)
+            goal_idxs = value_goal_idxs
+            if config.scaled_level_goals:
+                goal_idxs = sample_goal_indices(
+                    jax.random.fold_in(key, LEVEL_GOAL_STREAM + level),
+                    dataset,
+                    idxs,
+                    config.value_p_curgoal,
+                    config.value_p_trajgoal,
+                    True,
+                    1.0 - 1.0 / upper_steps,
+                )
+            actor_idxs, actor_ahead = jnp.minimum(idxs + upper_steps, last), True
+        actor_sub_idxs = jnp.minimum(idxs + steps, jnp.where(actor_ahead, actor_idxs, last))
+        chunk = nstep_chunk(dataset, idxs, goal_idxs, steps, config.discount, config.gc_negative, last)
+        prefix = f"level{level}_"
+        targets.update(
+            {
+                prefix + "value_goals": goal_source[goal_idxs],
+                prefix + "subgoals": goal_source[sub_idxs],
+                prefix + "subgoal_observations": dataset.observations[sub_idxs],
+                prefix + "rewards": chunk["nstep_rewards"],
+                prefix + "masks": chunk["nstep_masks"],
+                prefix + "steps_taken": chunk["nstep_steps"],
+                prefix + "actor_goals": goal_source[actor_idxs],
+                prefix + "actor_subgoals": goal_source[actor_sub_idxs],
+            }
+        )
+    return targets
 
 
 def draw_indices(key: jax.Array, dataset: Dataset, config: GoalSamplerConfig, batch_size: int):

@@ -18,45 +18,11 @@ import pytest
 from scalerl.envs import TASKS
 from scalerl.errors import ScalerlError
 from scalerl.generate.oracles import EpisodeSource, _scene_block_visible, cells_at_distance, default_preset
-from scalerl.generate.shards import DatasetPlan, generate_dataset, parse_size, plan_dataset, write_npz
-from scalerl.manifest import read_manifest, sha256_file
+from scalerl.generate.shards import generate_dataset, parse_size, plan_dataset, write_npz
+from scalerl.manifest import FORMAT, MANIFEST, read_manifest, sha256_file
+from tests.generate.helpers import TINY, checksums, run_cli, snapshot, tiny_plan
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-# Tiny datasets: 2 shards x 2 episodes (+1 val episode each), short episodes.
-TINY = {
-    "pointmaze": {
-        "env": "pointmaze-medium",
-        "dataset_type": "navigate",
-        "shards": 2,
-        "episodes_per_shard": 2,
-        "episode_length": 50,
-    },
-    "puzzle": {"env": "puzzle-3x3", "dataset_type": "play", "shards": 2, "episodes_per_shard": 2, "episode_length": 20},
-}
-
-
-def checksums(directory: Path) -> dict[str, str]:
-    """sha256 of every file in ``directory`` except the manifest."""
-    return {path.name: sha256_file(path) for path in sorted(directory.iterdir()) if path.name != "manifest.json"}
-
-
-def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
-    """Content and mtime of every entry in ``directory`` (hidden ones included)."""
-    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in sorted(directory.iterdir())}
-
-
-def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    """Run ``scalerl`` in-process through its real entry point; return (exit code, stdout, stderr)."""
-    from scalerl.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["scalerl", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
-
 
 # ------------------------------------------------------------------------------------------------- sizes, plans
 
@@ -239,6 +205,10 @@ def test_cli_bad_input_is_one_line_and_touches_nothing(tmp_path, monkeypatch, ca
         (["--env", "no-such-task"], "--env"),
         (["--env", "puzzle-3x3", "--type", "stitch"], "--type"),
         (["--env", "puzzle-3x3", "--workers", "0"], "--workers"),
+        (["--env", "puzzle-3x3", "--shards", "x"], "--shards"),
+        (["--env", "puzzle-3x3", "--shards", "3:2"], "--shards"),
+        (["--env", "puzzle-3x3", "--shards", "0:11"], "--shards"),  # the default plan has 10 shards
+        (["--env", "puzzle-3x3", "--shards", "-1:2"], "--shards"),
     ]
     for args, flag in cases:
         code, _out, err = run_cli(["generate", *args, "--out", str(existing)], monkeypatch, capsys)
@@ -250,10 +220,6 @@ def test_cli_bad_input_is_one_line_and_touches_nothing(tmp_path, monkeypatch, ca
 
 
 # ---------------------------------------------------------------------------------------------- real MuJoCo
-
-
-def tiny_plan(kind: str, **overrides) -> DatasetPlan:
-    return plan_dataset(**{**TINY[kind], **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -277,8 +243,9 @@ def test_one_and_two_workers_give_identical_files(tiny_datasets, kind):
     one, result = tiny_datasets[(kind, 1)]
     two, _ = tiny_datasets[(kind, 2)]
     assert checksums(one) == checksums(two)
-    assert len(checksums(one)) == 4  # 2 shards + 2 val companions, no temporary or lock files
-    assert read_manifest(one) == read_manifest(two)
+    assert len(checksums(one)) == 4  # 2 shards + 2 val companions
+    assert sorted(p.name for p in one.iterdir() if p.suffix != ".npz") == [MANIFEST, "shards-00000-00002.jsonl"]
+    assert read_manifest(one) == read_manifest(two)  # journals may list the shards in finishing order
     assert result.generated == [0, 1] and result.reused == []
 
 
@@ -287,8 +254,11 @@ def test_one_and_two_workers_give_identical_files(tiny_datasets, kind):
 def test_manifest_describes_the_files(tiny_datasets, kind):
     out, _ = tiny_datasets[(kind, 1)]
     plan = tiny_plan(kind)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "scalerl-dataset/1" and manifest["complete"] is True
+    header = json.loads((out / MANIFEST).read_text())
+    assert "shards" not in header and "complete" not in header  # records live in the journal, appended per shard
+    manifest = read_manifest(out)
+    assert {key: manifest[key] for key in header} == header
+    assert manifest["format"] == FORMAT and manifest["complete"] is True
     assert (manifest["task"], manifest["dataset_type"], manifest["env_id"]) == (
         plan.task,
         plan.dataset_type,
@@ -397,7 +367,7 @@ def test_resume_regenerates_only_missing_or_corrupt_shards(tiny_datasets, tmp_pa
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
     assert read_manifest(out)["complete"] is True
 
-    # A complete dataset is verified and left alone.
+    # A complete dataset is checked (sizes) and left alone.
     before = snapshot(out)
     again = generate_dataset(plan, out, workers=1, progress_bar=False)
     assert (again.generated, again.reused) == ([], [0, 1])
@@ -412,14 +382,14 @@ def test_refuses_a_directory_holding_another_dataset(tiny_datasets, tmp_path, mo
     before = snapshot(out)
     base = ["generate", "--env", "pointmaze-medium", "--type", "navigate", "--episodes-per-shard", "2",
             "--episode-length", "50", "--out", str(out), "--no-progress"]  # fmt: skip
-    for extra, field in [
-        (["--shards", "2", "--seed", "1"], "base_seed"),
-        (["--shards", "3"], "num_shards"),
-        (["--shards", "2", "--noise", "0.3"], "oracle"),
+    for extra, flag, field in [
+        (["--shards", "2", "--seed", "1"], "--out", "base_seed"),
+        (["--shards", "2", "--noise", "0.3"], "--out", "oracle"),
+        (["--shards", "1"], "--transitions", "never shrinks"),  # 2 episodes < the 4 on disk
     ]:
         code, _, err = run_cli(base + extra, monkeypatch, capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1
-        assert err.startswith("error: --out:") and field in err, err
+        assert err.startswith(f"error: {flag}:") and field in err, err
     code, _, err = run_cli(["generate", "--env", "pointmaze-medium-stitch", "--out", str(out)], monkeypatch, capsys)
     assert code == 2 and "dataset_type" in err
     assert snapshot(out) == before
@@ -464,7 +434,7 @@ def test_sigkill_midway_then_rerun_matches_uninterrupted_run(tmp_path):
         [scalerl, *args, "--workers", "2", "--out", str(out)], check=False, capture_output=True, text=True
     )
     assert rerun.returncode == 0, rerun.stderr
-    assert "reused after checksum" in rerun.stdout
+    assert "reused after size check" in rerun.stdout
     assert checksums(out) == checksums(reference)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert read_manifest(out)["shards"] == read_manifest(reference)["shards"]

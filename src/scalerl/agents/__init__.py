@@ -22,6 +22,7 @@ from scalerl.agents.hfbc import HFBCAgent, HFBCConfig
 from scalerl.agents.hiql import HIQLAgent, HIQLConfig
 from scalerl.agents.nsacbc import NSACBCAgent, NSACBCConfig
 from scalerl.agents.qrl import QRLAgent, QRLConfig
+from scalerl.agents.rsharsa import RSHARSAAgent, RSHARSAConfig
 from scalerl.agents.sacbc import SACBCAgent, SACBCConfig
 from scalerl.agents.sharsa import SHARSAAgent, SHARSAConfig
 from scalerl.errors import ScalerlError
@@ -41,6 +42,7 @@ AGENTS: dict[str, tuple[type, type]] = {
     "hfbc": (HFBCAgent, HFBCConfig),
     "hiql": (HIQLAgent, HIQLConfig),
     "dsharsa": (DSHARSAAgent, DSHARSAConfig),
+    "rsharsa": (RSHARSAAgent, RSHARSAConfig),
 }
 
 

@@ -1,17 +1,22 @@
-"""Sharded, parallel, resumable dataset generation: planning, workers and the manifest's contents.
+"""Sharded, parallel, resumable dataset generation: planning, workers (local processes or Ray tasks) and the
+manifest's contents.
 
-A dataset is a directory of shards plus ``manifest.json``::
+A dataset is a directory of shards plus its manifest (:mod:`scalerl.manifest`)::
 
     puzzle-3x3-play-v0-00000.npz        # OGBench layout: observations, actions, terminals, qpos, qvel[, button_states]
     puzzle-3x3-play-v0-00000-val.npz    # its validation companion (10% extra episodes, at least one)
     ...
-    manifest.json                       # format "scalerl-dataset/1": plan, per-row key specs, one record per shard
+    manifest.json                       # format "scalerl-dataset/2": plan, size, per-row key specs (the header)
+    shards-00000-00010.jsonl            # the journal: the plan, then one record (size, sha256, ...) per finished shard
 
-Shard ``k`` is generated from seed ``base_seed + k`` by one worker process, so its bytes do not depend on how many
-workers run. Files are written with :mod:`scalerl.atomic` (a hidden temporary name in the same directory, fsynced and
-renamed only when complete); the manifest (:mod:`scalerl.manifest`), rewritten atomically after every finished
-shard, records each shard's size and sha256. A rerun of the same command verifies the recorded shards against their
-checksums, deletes stale temporary files and generates only what is missing.
+Shard ``k`` is generated from seed ``base_seed + k`` by one worker, so its bytes depend only on the plan (without its
+size) and ``k``'s episode count, never on the number of workers, on the machine that ran it (same software), on
+Ray, or on the dataset's total size: a rerun with a larger ``--transitions`` grows the dataset, reusing every full
+shard and regenerating only a partial last one; ``--shards A:B`` generates a slice whose directory merges with the
+other slices' by copying (``docs/generate.md``). Files are written with :mod:`scalerl.atomic` (a hidden temporary name
+in the same directory, fsynced and renamed only when complete); the header is written once per run and every finished
+shard appends one line to the run's journal. A rerun checks the recorded shards by size (and sha256 with
+``verify``), deletes stale temporary files and generates only what is missing.
 
 Shards are zip-deflated at level 1 (``np.load`` reads them like ``np.savez_compressed`` files): on puzzle-3x3 and
 pointmaze this halves the size on disk (cube: -22%), costs under 1% of generation time to write and still reads at
@@ -43,7 +48,21 @@ from scalerl.atomic import TEMP_PREFIX, atomic_path
 from scalerl.envs import TASKS
 from scalerl.errors import ScalerlError
 from scalerl.generate.oracles import EpisodeSource, OracleParams, default_preset
-from scalerl.manifest import FORMAT, MANIFEST, read_manifest, sha256_file, write_manifest
+from scalerl.manifest import (
+    FORMAT,
+    FORMAT_V1,
+    MANIFEST,
+    append_record,
+    journal_name,
+    list_journals,
+    plan_difference,
+    read_journal,
+    read_manifest,
+    repair_journal,
+    sha256_file,
+    start_journal,
+    write_manifest,
+)
 
 GENERATOR_VERSION = "1"  # bump when the same plan would produce different bytes
 DEFAULT_EPISODES_PER_SHARD = 100
@@ -53,6 +72,9 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _LOCK = ".scalerl-generate.lock"
 _SIZE_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9}
 _SIZE_PATTERN = re.compile(r"(\d+(?:\.\d*)?)([KMB]?)")
+_SLICE_PATTERN = re.compile(r"(\d*):(\d*)")
+SIZE_FIELDS = ("num_shards", "total_episodes", "val_episodes_per_shard")
+"""Identity fields that follow from the dataset's size: a rerun may raise them (grow the dataset), not the rest."""
 
 
 def parse_size(text: str | int, flag: str = "--transitions") -> int:
@@ -71,6 +93,46 @@ def parse_size(text: str | int, flag: str = "--transitions") -> int:
     if value <= 0 or value != int(value):
         raise ScalerlError(f"{flag}: expected {expected}, got '{text}'")
     return int(value)
+
+
+def parse_shards(text: str | int | None) -> tuple[int | None, tuple[int | None, int | None] | None]:
+    """Read ``--shards``: a number of shards ``N``, or a slice ``A:B`` of the plan's shard indices to generate here
+    (shards ``A`` to ``B - 1``; ``A:`` runs to the last shard, ``:B`` starts at 0).
+
+    Returns:
+        ``(N, None)`` for a count, ``(None, (A, B))`` for a slice (None for an end left out), ``(None, None)`` for
+        no flag.
+
+    Raises:
+        ScalerlError: naming ``--shards`` if the text is neither.
+    """
+    if text is None:
+        return None, None
+    cleaned = str(text).strip()
+    if cleaned.isdigit():
+        return int(cleaned), None
+    match = _SLICE_PATTERN.fullmatch(cleaned)
+    if match is None:
+        raise ScalerlError(f"--shards: expected a number of shards N or a slice A:B of shard indices, got '{text}'")
+    start, stop = (int(end) if end else None for end in match.groups())
+    return None, (start, stop)
+
+
+def resolve_shard_slice(bounds: tuple[int | None, int | None] | None, num_shards: int) -> tuple[int, int]:
+    """The slice ``(start, stop)`` of ``bounds`` (from :func:`parse_shards`) within a plan of ``num_shards`` shards.
+
+    Raises:
+        ScalerlError: naming ``--shards`` if the slice is empty or reaches past the plan's last shard.
+    """
+    start, stop = bounds if bounds is not None else (None, None)
+    start = 0 if start is None else start
+    stop = num_shards if stop is None else stop
+    if not 0 <= start < stop <= num_shards:
+        raise ScalerlError(
+            f"--shards: slice {start}:{stop} is empty or reaches past the plan's {num_shards} shards (indices "
+            f"0 to {num_shards - 1}; size the plan with --transitions or --episodes-per-shard)"
+        )
+    return start, stop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,13 +190,18 @@ class DatasetPlan:
         """Validation episodes of shard ``index``: 10% of its training episodes, at least one."""
         return max(1, self.episodes(index) // 10)
 
+    def shard_steps(self, index: int) -> int:
+        """Environment steps of shard ``index``, its validation companion included (progress units)."""
+        return (self.episodes(index) + self.val_episodes(index)) * self.episode_length
+
     def shard_file(self, index: int, val: bool = False) -> str:
-        """File name of shard ``index`` (or of its validation companion)."""
-        width = max(5, len(str(self.num_shards - 1)))
-        return f"{self.dataset_name}-{index:0{width}d}{'-val' if val else ''}.npz"
+        """File name of shard ``index`` (or of its validation companion): 5 digits, more only past shard 99999, so
+        a file's name never changes when the dataset grows."""
+        return f"{self.dataset_name}-{index:05d}{'-val' if val else ''}.npz"
 
     def identity(self) -> dict[str, Any]:
-        """The manifest fields that must match for a directory to be resumed rather than refused."""
+        """The manifest header's plan fields: all must match for a directory to be resumed, all but
+        :data:`SIZE_FIELDS` (which may grow) for it to be grown."""
         return {
             "format": FORMAT,
             "generator_version": GENERATOR_VERSION,
@@ -150,6 +217,12 @@ class DatasetPlan:
             "oracle": self.oracle.to_json(),
             "compression": COMPRESSION,
         }
+
+    def journal_plan(self) -> dict[str, Any]:
+        """What a shard's bytes depend on besides its index and episode count: the identity less its format and
+        size; the first line of every shard journal, so slices of different plans are never merged."""
+        identity = self.identity()
+        return {field: identity[field] for field in identity if field != "format" and field not in SIZE_FIELDS}
 
 
 def plan_dataset(
@@ -329,17 +402,6 @@ def _ordered_record(record: dict) -> dict:
     return {key: record[key] for key in order if key in record}
 
 
-def _shard_is_intact(directory: Path, record: dict) -> bool:
-    """Whether both files of a recorded shard exist with the recorded size and sha256."""
-    for entry in (record, record.get("val") or {}):
-        path = directory / str(entry.get("file", ""))
-        if not entry.get("file") or not path.is_file() or path.stat().st_size != entry.get("bytes"):
-            return False
-        if sha256_file(path) != entry.get("sha256"):
-            return False
-    return True
-
-
 def _worker_main(jobs, results, parent_pid: int) -> None:
     """Worker process: generate shards from ``jobs`` until a ``None``, report on ``results``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
@@ -456,25 +518,148 @@ def _exclusive(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _check_directory(directory: Path, plan: DatasetPlan) -> dict | None:
-    """The existing manifest if it describes ``plan``; refuse (ScalerlError) a directory holding something else."""
+def _run_ray(ray, jobs: list[ShardJob], workers: int | None, on_done) -> None:
+    """Generate ``jobs`` as Ray tasks (one CPU each, at most ``workers`` at a time; default: the cluster's CPUs),
+    calling ``on_done`` with each record on the driver as its task finishes.
+
+    A task lost with its node is retried by Ray (shard files are written atomically and deterministically, so a
+    retry writes the same bytes); an exception inside a task stops the run, its finished shards recorded.
+    """
+    task = ray.remote(num_cpus=1, max_retries=2, retry_exceptions=False)(generate_shard)
+    capacity = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    waiting = list(jobs)
+    running: dict[Any, ShardJob] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < capacity:
+                job = waiting.pop(0)
+                running[task.remote(job)] = job
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            for reference in ready:
+                job = running.pop(reference)
+                try:
+                    record = ray.get(reference)
+                except ray.exceptions.RayError as error:
+                    message = " ".join(str(error).split())[:300]
+                    raise RuntimeError(f"shard {job.index} failed on Ray ({type(error).__name__}): {message}") from None
+                on_done(record)
+    finally:
+        for reference in running:
+            with contextlib.suppress(Exception):
+                ray.cancel(reference, force=True)
+
+
+def _shard_is_intact(directory: Path, record: dict, check_hash: bool) -> bool:
+    """Whether both files of a recorded shard exist with the recorded size (and sha256, if ``check_hash``)."""
+    for entry in (record, record.get("val") or {}):
+        path = directory / str(entry.get("file", ""))
+        if not entry.get("file") or not path.is_file() or path.stat().st_size != entry.get("bytes"):
+            return False
+        if check_hash and sha256_file(path) != entry.get("sha256"):
+            return False
+    return True
+
+
+def _fits_plan(record: dict, plan: DatasetPlan) -> bool:
+    """Whether a record describes shard ``record['index']`` of ``plan``: its files' names and episode counts (a
+    partial last shard of a smaller plan does not fit a grown one)."""
+    index, val = record.get("index"), record.get("val") or {}
+    return (
+        isinstance(index, int)
+        and 0 <= index < plan.num_shards
+        and record.get("file") == plan.shard_file(index)
+        and record.get("episodes") == plan.episodes(index)
+        and val.get("file") == plan.shard_file(index, val=True)
+        and val.get("episodes") == plan.val_episodes(index)
+    )
+
+
+def _existing(directory: Path, plan: DatasetPlan) -> tuple[dict | None, list[tuple[Path, list[dict]]]]:
+    """The header and the journals (path, records) of a directory holding ``plan``'s dataset, possibly smaller.
+
+    Raises:
+        ScalerlError: one line if ``directory`` holds anything else: a file, ``.npz`` files without a manifest, a
+            dataset of another plan (naming the first field that differs), a larger dataset of this plan (a dataset
+            grows but never shrinks), or a journal written for another plan (naming it).
+    """
     if directory.exists() and not directory.is_dir():
         raise ScalerlError(f"--out: {directory} exists and is not a directory")
-    manifest = read_manifest(directory) if directory.is_dir() else None
-    if manifest is None:
-        if directory.is_dir() and any(directory.glob("*.npz")):
+    header = read_manifest(directory, journals=False) if directory.is_dir() else None
+    if header is None:
+        if directory.is_dir() and (any(directory.glob("*.npz")) or list_journals(directory)):
             raise ScalerlError(f"--out: {directory} holds .npz files but no {MANIFEST}; refusing to write into it")
-        return None
+        return None, []
+    if header.get("format") not in (FORMAT, FORMAT_V1):
+        raise ScalerlError(f"--out: {directory / MANIFEST} has format {header.get('format')!r}; expected '{FORMAT}'")
     for field, wanted in plan.identity().items():
-        if manifest.get(field) != wanted:
+        if field != "format" and field not in SIZE_FIELDS and header.get(field) != wanted:
             raise ScalerlError(
-                f"--out: {directory} holds a different dataset ({field}: {manifest.get(field)!r}, this run: "
+                f"--out: {directory} holds a different dataset ({field}: {header.get(field)!r}, this run: "
                 f"{wanted!r}); use another --out or delete it"
             )
-    return manifest
+    if not isinstance(header.get("total_episodes"), int) or header["total_episodes"] > plan.total_episodes:
+        raise ScalerlError(
+            f"--transitions: {directory} holds a larger dataset (total_episodes: {header.get('total_episodes')!r}, "
+            f"this run: {plan.total_episodes}); a dataset grows but never shrinks: use another --out"
+        )
+    journals = []
+    if isinstance(header.get("shards"), list):  # format 1: the records live in manifest.json itself
+        journals.append((directory / MANIFEST, header["shards"]))
+    for path in list_journals(directory):
+        journal_plan, records = read_journal(path)
+        difference = plan_difference(journal_plan, plan.journal_plan())
+        if difference is not None:
+            raise ScalerlError(
+                f"--out: {path} was written for another dataset ({difference}, journal vs this run); merge only "
+                "slices of one plan into a directory"
+            )
+        journals.append((path, records))
+    return header, journals
 
 
-def _new_manifest(plan: DatasetPlan) -> dict:
+def _reusable_shards(
+    directory: Path,
+    plan: DatasetPlan,
+    journals: list[tuple[Path, list[dict]]],
+    shard_slice: tuple[int, int],
+    verify: bool,
+) -> tuple[dict[int, dict], bool]:
+    """The recorded shards to keep, and whether the journals need rewriting (a record dropped or a conflict resolved).
+
+    Records that do not fit ``plan`` (a smaller plan's partial last shard) are dropped. Shards in ``shard_slice`` are
+    checked on disk by size (and sha256 if ``verify``); shards outside it are another run's business and kept as
+    recorded, unless two journals record one differently (slices of different software merged): then the record
+    whose sha256 matches the file is kept.
+    """
+    start, stop = shard_slice
+    options: dict[int, list[dict]] = {}
+    for _, records in journals:
+        for record in records:
+            kept = options.setdefault(record["index"], [])
+            if record not in kept:  # identical records of overlapping slices count once
+                kept.append(record)
+    rewrite = any(path.name == MANIFEST for path, _ in journals)  # format 1: move its records into a journal
+    checks: list[tuple[int, dict, bool]] = []
+    reusable: dict[int, dict] = {}
+    for index, records in options.items():
+        fitting = [record for record in records if _fits_plan(record, plan)]
+        rewrite = rewrite or len(fitting) < len(records)
+        if len(fitting) == 1 and not start <= index < stop:
+            reusable[index] = fitting[0]
+        else:
+            checks += [(index, record, verify or len(fitting) > 1) for record in fitting]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        intact = list(pool.map(lambda check: _shard_is_intact(directory, check[1], check[2]), checks))
+    for (index, record, _), ok in zip(checks, intact):
+        if ok and index not in reusable:
+            reusable[index] = record
+        else:
+            rewrite = True
+    return reusable, rewrite
+
+
+def _header(plan: DatasetPlan, keys: dict) -> dict:
+    """The manifest header of ``plan``: its identity, name, size, software versions and per-row key specs."""
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(package: str) -> str:
@@ -483,23 +668,21 @@ def _new_manifest(plan: DatasetPlan) -> dict:
         except PackageNotFoundError:
             return "unknown"
 
-    manifest = plan.identity()
-    manifest.update(
+    header = plan.identity()
+    header.update(
         {
             "dataset_name": plan.dataset_name,
             "transitions": plan.transitions,
-            "complete": False,
             "software": {
                 "scalerl": installed("scalerl"),
                 "ogbench": installed("ogbench"),
                 "mujoco": installed("mujoco"),
                 "numpy": np.__version__,
             },
-            "keys": {},
-            "shards": [],
+            "keys": keys,
         }
     )
-    return manifest
+    return header
 
 
 @dataclasses.dataclass
@@ -507,9 +690,9 @@ class GenerationResult:
     """What :func:`generate_dataset` did.
 
     Attributes:
-        manifest: the final manifest.
+        manifest: the final manifest (:func:`scalerl.manifest.read_manifest`: header and all recorded shards).
         generated: indices of the shards generated by this run.
-        reused: indices of shards from an earlier run, verified against their checksums.
+        reused: indices of the run's slice found intact from an earlier run (by size, or sha256 with ``verify``).
     """
 
     manifest: dict
@@ -518,70 +701,100 @@ class GenerationResult:
 
     @property
     def bytes(self) -> int:
-        """Size on disk of all shard files."""
+        """Size on disk of all recorded shard files."""
         return sum(shard["bytes"] + shard["val"]["bytes"] for shard in self.manifest["shards"])
 
 
 def generate_dataset(
     plan: DatasetPlan,
     out_dir: str | os.PathLike,
-    workers: int,
+    workers: int | None = None,
     progress_bar: bool = True,
+    shard_slice: tuple[int, int] | None = None,
+    verify: bool = False,
+    ray_address: str | None = None,
 ) -> GenerationResult:
-    """Generate (or finish) the dataset described by ``plan`` in ``out_dir`` with ``workers`` processes.
+    """Generate (finish, or grow) the dataset described by ``plan`` in ``out_dir``.
+
+    Args:
+        plan: the dataset. A directory holding a smaller dataset of the same plan grows to this size.
+        out_dir: the dataset directory.
+        workers: local worker processes (default: all CPU cores), or with ``ray_address`` the most shards in flight
+            (default: the cluster's CPUs).
+        progress_bar: show the aggregated progress bar.
+        shard_slice: ``(start, stop)``: generate only shards ``start`` to ``stop - 1`` (default: all).
+        verify: check the sha256 of the slice's recorded shards before reusing them (default: their sizes only).
+        ray_address: run each shard as a Ray task on this cluster (``local``, ``auto`` or an address); ``out_dir``
+            must then be the same shared directory on every node.
 
     Raises:
-        ScalerlError: if ``out_dir`` holds a different dataset, is locked by another run or is not a directory.
+        ScalerlError: before anything is written, if ``out_dir`` holds a different or larger dataset, is locked by
+            another run or is not a directory, the slice is not within the plan, or Ray cannot be reached.
     """
     from scalerl import progress
 
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ScalerlError(f"--workers: expected a positive integer, got {workers}")
+    start, stop = resolve_shard_slice(shard_slice, plan.num_shards)
     directory = Path(out_dir)
-    _check_directory(directory, plan)  # refuse before touching anything
-    directory.mkdir(parents=True, exist_ok=True)
-    with _exclusive(directory):
-        previous = _check_directory(directory, plan)
-        for stale in directory.glob(TEMP_PREFIX + "*"):
-            stale.unlink()
+    _existing(directory, plan)  # refuse before touching anything
+    ray, owns_ray = (None, False)
+    if ray_address:
+        from scalerl.scaling.sweep import connect_ray
 
-        manifest = _new_manifest(plan)
-        reused: list[int] = []
-        if previous is not None:
-            manifest["keys"] = previous.get("keys", {})
-            records = [r for r in previous.get("shards", []) if 0 <= r.get("index", -1) < plan.num_shards]
-            with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                intact = list(pool.map(lambda record: _shard_is_intact(directory, record), records))
-            manifest["shards"] = [record for record, ok in zip(records, intact) if ok]
-            reused = [record["index"] for record in manifest["shards"]]
-        manifest["complete"] = len(manifest["shards"]) == plan.num_shards
-        write_manifest(directory, manifest)
+        ray, owns_ray = connect_ray(ray_address)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with _exclusive(directory):
+            previous, journals = _existing(directory, plan)
+            for stale in directory.glob(TEMP_PREFIX + "*"):
+                stale.unlink()
+            reusable, rewrite = _reusable_shards(directory, plan, journals, (start, stop), verify)
+            journal = directory / journal_name(start, stop)
+            if rewrite:  # rare (a shard dropped, a format-1 manifest): one rewrite, then only appends
+                start_journal(journal, plan.journal_plan(), [reusable[index] for index in sorted(reusable)])
+                for path, _ in journals:
+                    if path.name != MANIFEST and path != journal:
+                        path.unlink()
+            elif journal.exists():
+                repair_journal(journal)
+            header = _header(plan, keys=(previous or {}).get("keys") or {})
+            write_manifest(directory, header)
 
-        todo = [index for index in range(plan.num_shards) if index not in set(reused)]
-        steps_per_shard = [
-            (plan.episodes(k) + plan.val_episodes(k)) * plan.episode_length for k in range(plan.num_shards)
-        ]
-        bar = progress.progress_bar(
-            sum(steps_per_shard),
-            initial=sum(steps_per_shard[k] for k in reused),
-            unit=" transitions",
-            unit_scale=True,
-            desc=plan.dataset_name,
-            enabled=progress_bar and bool(todo),
-            smoothing=0.05,
-        )
+            todo = [index for index in range(start, stop) if index not in reusable]
+            reused = [index for index in range(start, stop) if index in reusable]
+            bar = progress.progress_bar(
+                sum(plan.shard_steps(index) for index in range(start, stop)),
+                initial=sum(plan.shard_steps(index) for index in reused),
+                unit=" transitions",
+                unit_scale=True,
+                desc=plan.dataset_name,
+                enabled=progress_bar and bool(todo),
+                smoothing=0.05,
+            )
 
-        def on_done(record: dict) -> None:
-            keys = record.pop("keys")
-            if manifest["keys"] and manifest["keys"] != keys:
-                raise RuntimeError(f"shard {record['index']} has keys {keys}, expected {manifest['keys']}")
-            manifest["keys"] = keys
-            manifest["shards"] = sorted([*manifest["shards"], record], key=lambda shard: shard["index"])
-            manifest["complete"] = len(manifest["shards"]) == plan.num_shards
-            write_manifest(directory, manifest)
+            def on_done(record: dict) -> None:
+                keys = record.pop("keys")
+                if header["keys"] and header["keys"] != keys:
+                    raise RuntimeError(f"shard {record['index']} has keys {keys}, expected {header['keys']}")
+                if not header["keys"]:  # the first shard of a new dataset: the header learns its key specs, once
+                    header["keys"] = keys
+                    write_manifest(directory, header)
+                if not journal.exists():
+                    start_journal(journal, plan.journal_plan(), [])
+                append_record(journal, record)  # O(1) per shard: one line appended
+                if ray is not None:
+                    bar.update(plan.shard_steps(record["index"]))
 
-        with bar:
-            if todo:
-                jobs = [ShardJob(plan=plan, index=index, out_dir=str(directory)) for index in todo]
-                _run_workers(jobs, workers, bar.update, on_done)
-    return GenerationResult(manifest=manifest, generated=todo, reused=reused)
+            with bar:
+                if todo:
+                    out = str(directory.absolute())  # Ray tasks may run in another working directory
+                    jobs = [ShardJob(plan=plan, index=index, out_dir=out) for index in todo]
+                    if ray is not None:
+                        _run_ray(ray, jobs, workers, on_done)
+                    else:
+                        _run_workers(jobs, workers or os.cpu_count() or 1, bar.update, on_done)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    return GenerationResult(manifest=read_manifest(directory), generated=todo, reused=reused)

@@ -269,26 +269,39 @@ class _LocalBackend:
         self.executor.shutdown(wait=True)
 
 
+def connect_ray(address: str):
+    """Connect to a Ray cluster (``local``: start one here; ``auto``: the running one; else its address) unless this
+    process is already connected; shared by sweeps and ``scalerl generate --ray``.
+
+    Returns:
+        ``(ray, owns_connection)``: the ``ray`` module, and whether this call connected (so the caller shuts it down).
+
+    Raises:
+        ScalerlError: one line naming ``--ray`` if Ray is not installed or the cluster cannot be reached.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ScalerlError("--ray: Ray is not installed; pip install 'scalerl[sweep]' (ray[default])") from None
+    if ray.is_initialized():
+        return ray, False
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        message = " ".join(str(error).split())[:200]
+        raise ScalerlError(f"--ray {address}: cannot connect to a Ray cluster ({message})") from None
+    return ray, True
+
+
 class _RayBackend:
     """Trials as Ray tasks running :func:`run_attempt` on cluster nodes."""
 
     def __init__(self, address: str, spec: SweepSpec, workers: int | None):
-        try:
-            import ray
-        except ImportError:
-            raise ScalerlError("--ray: Ray is not installed; pip install 'scalerl[sweep]' (ray[default])") from None
-        self.ray = ray
-        self.owns_connection = False
-        if not ray.is_initialized():
-            try:
-                if address == "local":
-                    ray.init(include_dashboard=False, log_to_driver=False)
-                else:
-                    ray.init(address=address, log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as error:
-                message = " ".join(str(error).split())[:200]
-                raise ScalerlError(f"--ray {address}: cannot connect to a Ray cluster ({message})") from None
-            self.owns_connection = True
+        self.ray, self.owns_connection = connect_ray(address)
+        ray = self.ray
         options = {"num_cpus": spec.cpus_per_trial, "max_retries": 0, "retry_exceptions": False}
         if spec.gpus_per_trial:
             options["num_gpus"] = spec.gpus_per_trial

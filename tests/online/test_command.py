@@ -64,11 +64,14 @@ def test_defaults_are_the_config_defaults(captured):
 
 def test_agent_flags_set_any_sac_field(captured):
     flags = ["--agent.critic-width", "64", "--agent.actor-hidden-dims", "32", "16", "--agent.num-qs", "3"]
+    # Weight decay and resets (issue 14) are --agent.FIELD flags, as every SAC field without a named flag.
+    flags += ["--agent.critic-weight-decay", "1e-4", "--agent.reset-every", "5000", "--agent.reset-networks", "critic"]
     result = CliRunner().invoke(app, ["online", *flags, "--agent.critic-type", "bro", "--critic-depth", "4"])
     assert result.exit_code == 0, result.output
     assert captured["agent_config"] == SACConfig(
-        critic_width=64, actor_hidden_dims=(32, 16), num_qs=3, critic_type="bro", critic_depth=4
-    )
+        critic_width=64, actor_hidden_dims=(32, 16), num_qs=3, critic_type="bro", critic_depth=4,
+        critic_weight_decay=1e-4, reset_every=5000, reset_networks="critic",
+    )  # fmt: skip
 
 
 def test_every_field_has_a_flag_with_help():
@@ -92,6 +95,8 @@ def test_every_field_has_a_flag_with_help():
         (["--critic-width", "32", "--agent.critic-width", "64"], "--agent.critic-width and --critic-width both set"),
         (["--critic", "mlp", "--agent.critic-type", "bro"], "--agent.critic-type and --critic both set"),
         (["--utdd", "2"], "--utdd: unknown option"),
+        (["--agent.reset-networks", "all"], "--agent.reset-networks: expected one of 'critic', 'actor', 'both'"),
+        (["--agent.reset-every", "-5"], "--agent.reset-every: expected >= 0"),
         (["--utd", "0"], "--utd"),
     ],
 )

@@ -137,6 +137,13 @@ def test_resume_equals_uninterrupted_run(tmp_path, capsys):
     part = _config(tmp_path, "part", steps=30)
     run_online(part, TINY_AGENT, progress=False)
     capsys.readouterr()
+    # A run made before weight decay and resets existed (its config.json lacks them) resumes at their defaults.
+    with open(os.path.join(part.out, "config.json")) as f:
+        saved = json.load(f)
+    for name in ("critic_weight_decay", "actor_weight_decay", "reset_every", "reset_networks"):
+        del saved["agent"][name]
+    with open(os.path.join(part.out, "config.json"), "w") as f:
+        json.dump(saved, f)
     run_online(dataclasses.replace(part, steps=60, log_every=5), TINY_AGENT, resume=True, progress=False)
     assert "updates/s after the first interval (which compiles); run total" in capsys.readouterr().out
     assert _read(os.path.join(part.out, "eval.jsonl")) == _read(os.path.join(full.out, "eval.jsonl"))
@@ -158,6 +165,41 @@ def test_resume_equals_uninterrupted_run(tmp_path, capsys):
     assert totals == sorted(totals)
     np.testing.assert_array_equal(_adam_counts(full.out, 60), [50, 50])
     assert os.path.isfile(os.path.join(full.out, "curves.png"))
+
+
+def _group_counts(run_dir: str, step: int) -> dict:
+    """Per seed, the Adam step count of each parameter group (runs with the per-group optimiser)."""
+    with open(_checkpoint_path(run_dir, step), "rb") as f:
+        inner = flax.serialization.msgpack_restore(f.read())["state"]["agent"]["opt_state"]["inner_states"]
+    return {name: np.asarray(state["inner_state"]["0"]["count"]).tolist() for name, state in inner.items()}
+
+
+def test_resume_with_resets_and_weight_decay_equals_uninterrupted_run(tmp_path):
+    # sigma 2 from step 0 (one compiled step program): updates 2k+1, 2k+2 at step k; a reset every 7 updates lands
+    # mid-step half the time, and the resumed session (from step 20, after 40 updates) resets after update 42 first,
+    # the second of its first step, as the full run does.
+    agent = dataclasses.replace(
+        TINY_AGENT, reset_every=7, reset_networks="critic", critic_weight_decay=1e-3, actor_weight_decay=1e-2
+    )
+    settings = dict(utd=2.0, seeds=1, start_steps=0, eval_every=20, eval_episodes=0, validation_steps=0)
+    full = _config(tmp_path, "full", steps=40, **settings)
+    run_online(full, agent, progress=False)
+    part = _config(tmp_path, "part", steps=20, **settings)
+    run_online(part, agent, progress=False)
+    run_online(dataclasses.replace(part, steps=40), agent, resume=True, progress=False)
+    checkpoint = os.path.join("checkpoints", "step_00000040.msgpack")  # every seed's whole state
+    with open(os.path.join(full.out, checkpoint), "rb") as a, open(os.path.join(part.out, checkpoint), "rb") as b:
+        assert a.read() == b.read()
+    resumed = without_wall_time(_read(os.path.join(part.out, "metrics.jsonl")))
+    assert resumed == without_wall_time(_read(os.path.join(full.out, "metrics.jsonl")))
+    # 80 updates: the critic was last reset after update 77, the actor never; at step 20 (40 updates) after 35.
+    assert _group_counts(full.out, 40) == {"critic": [3], "actor": [80], "log_entropy_coef": [80]}
+    assert _group_counts(part.out, 20) == {"critic": [5], "actor": [40], "log_entropy_coef": [40]}
+    with open(os.path.join(part.out, "config.json")) as f:
+        saved = json.load(f)["agent"]
+    assert {k: saved[k] for k in ("reset_every", "reset_networks", "critic_weight_decay", "actor_weight_decay")} == {
+        "reset_every": 7, "reset_networks": "critic", "critic_weight_decay": 1e-3, "actor_weight_decay": 1e-2
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

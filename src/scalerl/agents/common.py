@@ -63,15 +63,18 @@ def adam_step(
     opt_state: optax.OptState,
     lr: float,
     key: jax.Array,
+    tx: optax.GradientTransformation | None = None,
 ) -> tuple[dict, optax.OptState, dict]:
     """One Adam step on ``loss_fn(batch, params, key) -> (loss, info)`` with respect to ``params``.
+
+    ``tx`` replaces the optimiser (default :func:`optimizer` ``(lr)``); ``opt_state`` must be its state.
 
     Returns:
         ``(params, opt_state, info)``: the updated parameters and optimiser state, and the loss's info with the
         gradient's global norm added as ``grad/norm``.
     """
     grads, info = jax.grad(loss_fn, argnums=1, has_aux=True)(batch, params, key)
-    updates, opt_state = optimizer(lr).update(grads, opt_state, params)
+    updates, opt_state = (optimizer(lr) if tx is None else tx).update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     info["grad/norm"] = losses.global_norm(grads)
     return params, opt_state, info

@@ -7,6 +7,12 @@ updates-to-data ratio ``sigma`` it is ``floor(n sigma) - floor((n - 1) sigma)`` 
 ``start_steps``, i.e. ``sigma`` per step for integer ``sigma`` and one update every ``1 / sigma`` steps below 1, so at
 most two programs are compiled and compile time does not grow with ``sigma``.
 
+Periodic resets (``--agent.reset-every R``, :meth:`scalerl.online.sac.SACAgent.reset`) happen inside that scan,
+right after every ``R``-th update of the run (counted from the first update, summed over resumes: the host passes
+the number of updates before the step, :func:`updates_before`), so ``R`` need not divide the updates per step and
+a resumed run resets at the same updates as an uninterrupted one. The re-initialisation key of a reset is derived
+from the key of the update it follows (:func:`reset_key`), itself drawn from the seed's loop key.
+
 Randomness: the loop's JAX key lives in the state and is split explicitly; every episode's start is
 ``reset(seed=f(seed, seed index, episode index))``. A checkpoint holds the state (agents, replay buffers, keys) and
 the actions of each seed's current episode, and resuming replays those actions after the seeded reset, so a
@@ -147,24 +153,62 @@ def updates_at(step: int, utd: float, start_steps: int) -> int:
     return int((n * sigma) // 1 - ((n - 1) * sigma) // 1)
 
 
+def updates_before(step: int, utd: float, start_steps: int) -> int:
+    """Gradient updates of the environment steps before ``step``: the sum of :func:`updates_at` over them,
+    ``floor((step - start_steps) sigma)`` once updates have begun."""
+    return int(max(step - start_steps, 0) * Fraction(str(utd)) // 1)
+
+
+RESET_KEY_FOLD = 0x5E5E7
+"""Folded into an update's key to give the re-initialisation key of a reset after that update."""
+
+
+def reset_key(update_key: jax.Array) -> jax.Array:
+    """The key that re-initialises the networks when a reset follows the update given ``update_key`` (the key
+    :func:`update_once` takes)."""
+    return jax.random.fold_in(update_key, RESET_KEY_FOLD)
+
+
 def update_once(agent: SACAgent, buffer: replay.ReplayBuffer, key: jax.Array, batch_size: int):
     """One update on a batch drawn with ``key``: ``sample_key, update_key = split(key)``. Returns ``(agent, info)``."""
     sample_key, update_key = jax.random.split(key)
     return agent.update(replay.sample(buffer, sample_key, batch_size), update_key)
 
 
-def update_many(agent: SACAgent, buffer: replay.ReplayBuffer, keys: jax.Array, batch_size: int):
-    """``len(keys)`` updates fused in one ``lax.scan``; equals :func:`update_once` per key. Infos are stacked."""
-    return jax.lax.scan(lambda a, key: update_once(a, buffer, key, batch_size), agent, keys)
+def update_many(agent: SACAgent, buffer: replay.ReplayBuffer, keys: jax.Array, batch_size: int, first_update=0):
+    """``len(keys)`` updates fused in one ``lax.scan``; equals :func:`update_once` per key. Infos are stacked.
+
+    With ``agent.config.reset_every = R > 0`` the agent is also reset (:meth:`SACAgent.reset` with
+    :func:`reset_key` of the update's key) right after every update whose 1-based index in the run,
+    ``first_update + i + 1``, is a multiple of ``R``; ``first_update`` (an ``int32`` scalar, the updates already
+    done) is then needed.
+    """
+    reset_every = agent.config.reset_every
+    if not reset_every:
+        return jax.lax.scan(lambda a, key: update_once(a, buffer, key, batch_size), agent, keys)
+
+    def body(agent, inputs):
+        key, index = inputs
+        agent, info = update_once(agent, buffer, key, batch_size)
+        due = (first_update + index + 1) % reset_every == 0
+        agent = jax.lax.cond(due, lambda a: a.reset(reset_key(key)), lambda a: a, agent)
+        return agent, info
+
+    # The update index is the same for every seed (not vmapped), so the cond stays a branch under jax.vmap.
+    return jax.lax.scan(body, agent, (keys, jnp.arange(len(keys), dtype=jnp.int32)))
 
 
-def _seed_step(state: OnlineState, transition: dict, observations, explore, num_updates: int, batch_size: int):
-    """Add ``transition``, run ``num_updates`` updates, and pick the action for ``observations`` (one seed)."""
+def _seed_step(
+    state: OnlineState, transition: dict, observations, explore, num_updates: int, batch_size: int, first_update=0
+):
+    """Add ``transition``, run ``num_updates`` updates (the run's ``first_update + 1``-th onward), and pick the
+    action for ``observations`` (one seed)."""
     key, act_key, update_key = jax.random.split(state.key, 3)
     buffer = replay.add(state.buffer, transition)
     agent, info = state.agent, {}
     if num_updates:
-        agent, infos = update_many(agent, buffer, jax.random.split(update_key, num_updates), batch_size)
+        keys = jax.random.split(update_key, num_updates)
+        agent, infos = update_many(agent, buffer, keys, batch_size, first_update)
         info = jax.tree.map(lambda x: x.mean(axis=0), infos)
     actions = _act(agent, observations, act_key, explore)
     return OnlineState(agent=agent, buffer=buffer, key=key), actions, info
@@ -178,9 +222,17 @@ def _act(agent: SACAgent, observations, key, explore):
 
 
 @partial(jax.jit, static_argnames=("num_updates", "batch_size"), donate_argnames=("state",))
-def train_step(state: OnlineState, transition: dict, observations, explore, num_updates: int, batch_size: int):
-    """:func:`_seed_step` for every seed (leading axis) in one compiled call; ``state`` is donated."""
-    step = partial(_seed_step, explore=explore, num_updates=num_updates, batch_size=batch_size)
+def train_step(
+    state: OnlineState, transition: dict, observations, explore, num_updates: int, batch_size: int, first_update=0
+):
+    """:func:`_seed_step` for every seed (leading axis) in one compiled call; ``state`` is donated.
+
+    ``first_update`` (the run's updates before this step, :func:`updates_before`; only resets use it) is shared by
+    the seeds.
+    """
+    step = partial(
+        _seed_step, explore=explore, first_update=first_update, num_updates=num_updates, batch_size=batch_size
+    )
     return jax.vmap(step)(state, transition, observations)
 
 
@@ -439,8 +491,15 @@ def run_online(config: OnlineConfig, agent_config: SACConfig, resume: bool = Fal
         transition, observations = envs.step(actions)
         num_updates = updates_at(step, config.utd, config.start_steps)
         explore = step + 1 < config.start_steps
+        first_update = np.int32(updates_before(step, config.utd, config.start_steps))
         state, actions, step_info = train_step(
-            state, transition, observations, explore, num_updates=num_updates, batch_size=agent_config.batch_size
+            state,
+            transition,
+            observations,
+            explore,
+            num_updates=num_updates,
+            batch_size=agent_config.batch_size,
+            first_update=first_update,
         )
         actions = np.asarray(actions)
         info = step_info or info

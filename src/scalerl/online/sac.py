@@ -11,6 +11,16 @@ with ``a' ~ pi(. | s')`` and reparameterised ``a~ ~ pi(. | s)``. The critic is e
 (``critic_depth`` hidden layers of ``critic_width``) or a BRO network (Nauman et al. 2024, "Bigger, Regularized,
 Optimistic"): a dense layer with layer norm followed by ``critic_depth`` residual blocks
 ``x + LN(W2 relu(LN(W1 x)))``, so the critic size N scales with width and depth.
+
+Two regularisers of the follow-up axes (Rybkin et al. 2025 name weight decay and resets as the next ones):
+
+- decoupled weight decay (Loshchilov & Hutter 2019, AdamW, as optax's ``adamw`` and BRO's optimiser):
+  ``theta <- theta - lr * (adam_direction + wd * theta)`` on every critic (``critic_weight_decay``) or actor
+  (``actor_weight_decay``) parameter, never on the entropy coefficient (BRO: plain Adam for the temperature);
+- periodic resets (Nikishin et al. 2022, "The Primacy Bias in Deep Reinforcement Learning"; BRO): every
+  ``reset_every`` updates the chosen networks get freshly initialised parameters and a fresh optimiser state, the
+  critic's target network restarts from the new critic, and the replay buffer is kept (:meth:`SACAgent.reset`; the
+  training loop counts the updates).
 """
 
 from __future__ import annotations
@@ -55,6 +65,18 @@ class SACConfig:
     """Initial entropy coefficient lambda (tuned in log space)."""
     target_entropy_multiplier: float = 0.5
     """Target entropy ``-target_entropy_multiplier * action_dim``."""
+    critic_weight_decay: float = 0.0
+    """Decoupled (AdamW) weight decay of the critics: ``theta -= lr * wd * theta`` per update (0: plain Adam; BRO
+    uses 1e-4)."""
+    actor_weight_decay: float = 0.0
+    """Decoupled (AdamW) weight decay of the actor (0: plain Adam; BRO uses 1e-4). The entropy coefficient is never
+    decayed."""
+    reset_every: int = 0
+    """Re-initialise the networks chosen by ``reset_networks`` after every this many gradient updates, keeping the
+    replay buffer (Nikishin et al. 2022; 0: never)."""
+    reset_networks: str = "both"
+    """What a reset re-initialises (parameters and optimiser state): ``critic`` (critics and their targets),
+    ``actor`` (actor and entropy coefficient) or ``both`` (a whole new agent, as Nikishin et al. 2022 and BRO do)."""
 
     RANGES = {
         "lr": "> 0",
@@ -67,6 +89,9 @@ class SACConfig:
         "tau": "(0, 1]",
         "init_entropy_coef": "> 0",  # tuned in log space
         "target_entropy_multiplier": "finite",
+        "critic_weight_decay": ">= 0",
+        "actor_weight_decay": ">= 0",
+        "reset_every": ">= 0",
     }
     # The named flags of `scalerl online` (besides --agent.FIELD); errors name these, the other fields --agent.FIELD.
     NAMED_FLAGS = {
@@ -82,8 +107,48 @@ class SACConfig:
     def __post_init__(self):
         if self.critic_type not in ("mlp", "bro"):
             raise ScalerlError(f"--critic: expected 'mlp' or 'bro', got '{self.critic_type}'")
+        if self.reset_networks not in RESET_NETWORKS:
+            choices = ", ".join(f"'{name}'" for name in RESET_NETWORKS)
+            raise ScalerlError(
+                f"{agent_flag('reset_networks')}: expected one of {choices}, got '{self.reset_networks}'"
+            )
         # Worded as `scalerl online` always has: --critic-width: expected >= 1, got 0.
         check_ranges(self, flag=lambda name: self.NAMED_FLAGS.get(name, agent_flag(name)), nouns=False)
+
+
+RESET_NETWORKS = {
+    "critic": ("critic",),
+    "actor": ("actor", "log_entropy_coef"),
+    "both": ("critic", "actor", "log_entropy_coef"),
+}
+"""The parameter groups (keys of ``SACAgent.params``) each ``reset_networks`` choice re-initialises."""
+
+
+def sac_optimizer(config: SACConfig) -> optax.GradientTransformation:
+    """The agent's optimiser over ``{"critic", "actor", "log_entropy_coef"}``.
+
+    Without weight decay or resets it is :func:`scalerl.agents.common.optimizer` (one Adam over all parameters,
+    the behaviour and checkpoint layout of runs made before these options). Otherwise each group has its own Adam
+    state (``optax.multi_transform``), so a reset can restart one group's moments and step count, and the critic
+    and actor groups add their decoupled decay as optax's ``adamw`` does (decay scaled by the learning rate).
+    """
+    if not (config.critic_weight_decay or config.actor_weight_decay or config.reset_every):
+        return optimizer(config.lr)
+
+    def adam_with_decay(weight_decay: float) -> optax.GradientTransformation:
+        return optax.adamw(config.lr, weight_decay=weight_decay) if weight_decay else optax.adam(config.lr)
+
+    transforms = {
+        "critic": adam_with_decay(config.critic_weight_decay),
+        "actor": adam_with_decay(config.actor_weight_decay),
+        "log_entropy_coef": optax.adam(config.lr),
+    }
+    return optax.multi_transform(transforms, group_labels)
+
+
+def group_labels(params: dict) -> dict:
+    """Every leaf of ``params`` labelled with its top-level group name (``critic``, ``actor``, ``log_entropy_coef``)."""
+    return {name: jax.tree.map(lambda _, label=name: label, group) for name, group in params.items()}
 
 
 class BroCritic(nn.Module):
@@ -147,7 +212,8 @@ class SACAgent(struct.PyTreeNode):
     Attributes:
         params: ``{"critic", "actor", "log_entropy_coef"}``.
         target_params: ``{"critic"}`` (Polyak average, not optimised).
-        opt_state: Adam state of ``params``.
+        opt_state: state of :func:`sac_optimizer` for ``params``.
+        observation_dim: observation dimension.
         action_dim: action dimension.
         config: the :class:`SACConfig`.
     """
@@ -155,6 +221,7 @@ class SACAgent(struct.PyTreeNode):
     params: dict
     target_params: dict
     opt_state: optax.OptState
+    observation_dim: int = struct.field(pytree_node=False)
     action_dim: int = struct.field(pytree_node=False)
     config: SACConfig = struct.field(pytree_node=False)
 
@@ -177,10 +244,30 @@ class SACAgent(struct.PyTreeNode):
         return cls(
             params=params,
             target_params={"critic": params["critic"]},
-            opt_state=optimizer(config.lr).init(params),
+            opt_state=sac_optimizer(config).init(params),
+            observation_dim=observation_dim,
             action_dim=action_dim,
             config=config,
         )
+
+    def reset(self, key: jax.Array) -> SACAgent:
+        """The agent with the groups of ``config.reset_networks`` re-initialised from ``key`` (Nikishin et al. 2022).
+
+        Each reset group gets the parameters and optimiser state of ``SACAgent.create(key, ...)``, so resetting
+        ``both`` gives exactly a new agent; a reset critic also restarts its target network from the new critic.
+        Needs the per-group optimiser of :func:`sac_optimizer` (``reset_every > 0``).
+        """
+        fresh = SACAgent.create(key, self.observation_dim, self.action_dim, self.config)
+        groups = RESET_NETWORKS[self.config.reset_networks]
+        params = {name: fresh.params[name] if name in groups else value for name, value in self.params.items()}
+        target_params = {
+            name: fresh.target_params[name] if name in groups else value for name, value in self.target_params.items()
+        }
+        inner = self.opt_state.inner_states
+        opt_state = self.opt_state._replace(
+            inner_states={name: fresh.opt_state.inner_states[name] if name in groups else inner[name] for name in inner}
+        )
+        return self.replace(params=params, target_params=target_params, opt_state=opt_state)
 
     def policy(self, params: dict, observations: jax.Array):
         """The action distribution ``pi(. | s)`` for observations ``[..., obs_dim]``."""
@@ -227,8 +314,12 @@ class SACAgent(struct.PyTreeNode):
         return critic_loss + actor_loss, {**critic_info, **actor_info}
 
     def update(self, batch: dict, key: jax.Array) -> tuple[SACAgent, dict]:
-        """One Adam step on :meth:`total_loss`, then the Polyak update of the target critics. Pure; the caller jits."""
-        params, opt_state, info = adam_step(self.total_loss, batch, self.params, self.opt_state, self.config.lr, key)
+        """One optimiser step on :meth:`total_loss` (Adam, AdamW with weight decay), then the Polyak update of the
+        target critics. Pure; the caller jits."""
+        tx = sac_optimizer(self.config)
+        params, opt_state, info = adam_step(
+            self.total_loss, batch, self.params, self.opt_state, self.config.lr, key, tx
+        )
         target_params = polyak_update(params, self.target_params, self.config.tau)
         return self.replace(params=params, target_params=target_params, opt_state=opt_state), info
 

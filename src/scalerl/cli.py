@@ -24,6 +24,7 @@ from scalerl.offline.command import agent_help, evaluate_run, list_agents, train
 from scalerl.offline.presets import list_presets
 from scalerl.online.command import online, online_command, sac_help
 from scalerl.scaling.commands import fit, report, sweep
+from scalerl.store import pack_command
 
 # Unknown options are left in ctx.args, where the command reads them as --agent.FIELD VALUE.
 _KEEP_UNKNOWN_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -92,6 +93,7 @@ def _root(
 app.command("demo")(demo)
 app.command("generate")(generate)
 app.command("info")(info)
+app.command("pack")(pack_command)
 app.command("train", help=train.__doc__)(_built_when_run)
 app.command("eval")(evaluate_run)
 app.command("diagnose")(diagnose)

@@ -12,6 +12,11 @@ row is only ever a next state: its last *valid* row (``traj_ends - 1``) is the l
 goal or subgoal may be. Which files make up a dataset is :func:`scalerl.manifest.list_shards`'s business.
 
 Validation happens on load; each problem is a one-line :class:`~scalerl.errors.ScalerlError` naming the file.
+A packed store (:mod:`scalerl.store`, ``scalerl pack``) was validated when it was packed: loading one reads its
+blocks straight into the arrays (no decompression, no concatenation copy) and takes its precomputed oracle
+representations. Row indices are computed in int64 on the host; the whole-dataset path keeps them as int32 on the
+device and refuses a dataset of 2^31 rows or more (train on such a store through a window,
+:mod:`scalerl.offline.window`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from flax import struct
 from scalerl.envs import oracle_reps, parse_env_name
 from scalerl.errors import ScalerlError
 from scalerl.manifest import list_shards
+from scalerl.store import Store, is_store
 
 REQUIRED_KEYS = ("observations", "actions", "terminals")
 INFO_KEYS = ("qpos", "qvel", "button_states")
@@ -129,7 +135,8 @@ def read_shard(path: str, keys: Sequence[str] | None = None) -> dict[str, np.nda
     return arrays
 
 
-def _expected_obs_dim(env_name: str) -> int:
+def expected_obs_dim(env_name: str) -> int:
+    """The observation dimension of an environment (builds it once)."""
     from scalerl.envs import make_env
 
     env, _ = make_env(parse_env_name(env_name).task.name)
@@ -148,7 +155,7 @@ def load_arrays(path: str | os.PathLike, split: str = "train", env_name: str | N
         The concatenated arrays (OGBench's non-compact file layout).
     """
     files = list_shards(path, split)
-    expected_dim = _expected_obs_dim(env_name) if env_name is not None else None
+    expected_dim = expected_obs_dim(env_name) if env_name is not None else None
     parts: list[dict[str, np.ndarray]] = []
     reference: tuple[str, dict[str, tuple]] | None = None
     for file in files:
@@ -183,14 +190,35 @@ def compact(arrays: dict[str, np.ndarray], goal_reps: np.ndarray | None = None) 
     ends = np.flatnonzero(terminals)
     if ends.size == 0 or ends[-1] != rows - 1:
         raise ScalerlError("terminals: the last row must be terminal")
-    traj_ends = ends[np.searchsorted(ends, np.arange(rows))].astype(np.int32)
-    valid_idxs = np.flatnonzero(~terminals).astype(np.int32)
+    traj_ends = ends[np.searchsorted(ends, np.arange(rows, dtype=np.int64))]
+    return device_dataset(arrays["observations"], arrays["actions"], traj_ends, goal_reps)
+
+
+MAX_ROWS = 2**31 - 1
+"""Rows a device :class:`Dataset` may hold: its trajectory indices are int32 (JAX's default integer)."""
+
+
+def device_dataset(
+    observations: np.ndarray, actions: np.ndarray, traj_ends: np.ndarray, goal_reps: np.ndarray | None = None
+) -> Dataset:
+    """A compact :class:`Dataset` on the device from host arrays and each row's trajectory end (any integer dtype).
+
+    Raises:
+        ScalerlError: the dataset has 2^31 rows or more (int32 indices would wrap), or no valid transition.
+    """
+    rows = traj_ends.shape[0]
+    if rows > MAX_ROWS:
+        raise ScalerlError(
+            f"dataset has {rows} rows; the whole-dataset path indexes rows with int32 (at most {MAX_ROWS}): "
+            "pack it (scalerl pack) and train with --window"
+        )
+    valid_idxs = np.flatnonzero(traj_ends != np.arange(rows, dtype=traj_ends.dtype)).astype(np.int32)
     if valid_idxs.size == 0:
         raise ScalerlError("dataset has no valid transitions (every trajectory has a single state)")
     return Dataset(
-        observations=jnp.asarray(arrays["observations"], dtype=jnp.float32),
-        actions=jnp.asarray(arrays["actions"], dtype=jnp.float32),
-        traj_ends=jnp.asarray(traj_ends),
+        observations=jnp.asarray(observations, dtype=jnp.float32),
+        actions=jnp.asarray(actions, dtype=jnp.float32),
+        traj_ends=jnp.asarray(traj_ends.astype(np.int32)),
         valid_idxs=jnp.asarray(valid_idxs),
         oracle_reps=None if goal_reps is None else jnp.asarray(goal_reps, dtype=jnp.float32),
     )
@@ -201,6 +229,7 @@ def load_dataset(
     env_name: str | None = None,
     split: str = "train",
     check_obs_dim: bool = True,
+    max_transitions: int | None = None,
 ) -> Dataset:
     """Load a dataset directory or file into a compact :class:`Dataset`.
 
@@ -210,8 +239,19 @@ def load_dataset(
             (maze: xy, cube: scaled cube positions, puzzle: button states, scene: OGBench's definition).
         split: ``train`` or ``val``.
         check_obs_dim: check the observation dimension against the environment (needs ``env_name``).
+        max_transitions: a packed store only: load at most this many transitions, a fixed subset of whole blocks
+            (:func:`block_subset`); all of them by default.
     """
     parsed = parse_env_name(env_name) if env_name is not None else None  # fail on a bad name before any I/O
+    if is_store(path):
+        store = Store(path)
+        check_store(store, env_name, check_obs_dim)
+        blocks = block_subset(store.blocks[split], max_transitions)
+        if not blocks:
+            raise ScalerlError(f"{path}: the store has no {split} blocks")
+        fields = ["observations", "actions", "traj_ends"] + (["oracle_reps"] if parsed and parsed.oraclerep else [])
+        arrays = store.load(split, fields, blocks)
+        return device_dataset(arrays["observations"], arrays["actions"], arrays["traj_ends"], arrays.get("oracle_reps"))
     arrays = load_arrays(path, split, env_name if (env_name and check_obs_dim) else None)
     reps = None
     if parsed is not None and parsed.oraclerep:
@@ -219,3 +259,50 @@ def load_dataset(
             raise ScalerlError(f"{path}: '-oraclerep' needs 'qpos' in the dataset")
         reps = oracle_reps(env_name, arrays["qpos"], arrays.get("button_states"))
     return compact(arrays, reps)
+
+
+def check_store(store, env_name: str | None, check_obs_dim: bool = True) -> None:
+    """Refuse, in one line, a packed store that does not fit ``env_name``: its observation dimension (from
+    ``store.json``; no data read), and for ``-oraclerep`` names its oracle representations (present, and computed for
+    the same task).
+
+    Args:
+        store: an open :class:`scalerl.store.Store`.
+        env_name: the environment / dataset name trained on (None: nothing to check).
+        check_obs_dim: check the observation dimension against the environment.
+    """
+    if env_name is None:
+        return
+    parsed = parse_env_name(env_name)
+    if check_obs_dim:
+        found = store.fields["observations"].shape[0]
+        expected = expected_obs_dim(env_name)
+        if found != expected:
+            raise ScalerlError(f"{store.path}: observations have dimension {found} but {env_name} expects {expected}")
+    if parsed.oraclerep:
+        if "oracle_reps" not in store.fields:
+            raise ScalerlError(
+                f"{store.path}: '-oraclerep' needs oracle representations; pack the source again with --env"
+            )
+        if store.task != parsed.task.name:
+            raise ScalerlError(f"{store.path}: its oracle representations are {store.task}'s, not {parsed.task.name}'s")
+
+
+def block_subset(blocks: Sequence, max_transitions: int | None) -> list:
+    """A fixed subset of whole blocks holding at most ``max_transitions`` transitions (at least one block), spread
+    evenly over the store (every ``len(blocks) / count``-th block), in store order; all blocks when they fit.
+
+    The validation loss uses it (issue 12, item 5): the same blocks at every log step and in every resumed session.
+
+    Args:
+        blocks: the blocks (:class:`scalerl.store.Block`), in store order.
+        max_transitions: the budget; None for all.
+    """
+    blocks = list(blocks)
+    if max_transitions is None or sum(block.transitions for block in blocks) <= max_transitions:
+        return blocks
+    for count in range(len(blocks), 0, -1):
+        chosen = [blocks[(j * len(blocks)) // count] for j in range(count)]
+        if count == 1 or sum(block.transitions for block in chosen) <= max_transitions:
+            return chosen
+    return blocks[:1]

@@ -131,7 +131,8 @@ def evaluate_run(
         raise ScalerlError(f"{run_dir}/checkpoints: no checkpoint to evaluate")
     step, path = checkpoints[-1]
     env = saved["train"]["env"]
-    dataset = load_dataset(saved["train"]["data"], env_name=env)
+    # Only shapes are needed: a packed store gives one block, not the whole store.
+    dataset = load_dataset(saved["train"]["data"], env_name=env, max_transitions=1)
     template = create_agents(
         agent_cls, agent_config, dataset, sampler_config(agent_config), seed_keys(0, saved["train"]["seeds"])
     )

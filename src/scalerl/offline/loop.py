@@ -37,6 +37,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from scalerl.data import Dataset
 from scalerl.errors import ScalerlError
@@ -92,6 +93,23 @@ class TrainConfig:
     """How many recent checkpoints to keep."""
     validate: bool = True
     """Log the validation loss on the ``-val`` data (when the dataset has it)."""
+    val_transitions: int = 1_000_000
+    """Validation on a packed store: at most this many ``-val`` transitions, a fixed subset of whole blocks spread
+    over the store (all of them when they fit). ``.npz`` datasets validate on all their ``-val`` data."""
+    window: str = ""
+    """Train through a device window of a packed store (``scalerl pack``) of this many transitions (``10M``) or bytes
+    (``8GB``), refreshed by a background reader; ``all``: the whole store, loaded once. Empty: the whole dataset,
+    loaded once (a store larger than the device's free memory is then refused with a hint)."""
+    window_refresh: int = 0
+    """Updates between two window refreshes (each replaces ``--refresh-blocks`` blocks); 0: the largest block's
+    transitions over the batch size, so the whole store streams through the window once per epoch-equivalent (as many
+    updates as the store has transitions per batch; the reference's rotation streams about as fast)."""
+    refresh_blocks: int = 1
+    """Blocks replaced at each window refresh; the whole window turns over every ``W / blocks`` refreshes."""
+    rotation: int = 0
+    """The reference's data path (Park et al. 2025), for exact reproduction: train on one source file of a packed store
+    at a time, in sorted order from the first, moving to the next every this many updates (their
+    ``dataset_replace_interval``: 1000; 4000 for humanoidmaze-giant), validating on its ``-val`` companion. 0: off."""
     tensorboard: bool = False
     """Also log to TensorBoard (RUN_DIR/tensorboard; needs tensorboardX)."""
     wandb_project: str | None = None
@@ -102,7 +120,11 @@ class TrainConfig:
         **dict.fromkeys(
             ("steps", "seeds", "log_interval", "save_interval", "keep_checkpoints"), Range(">= 1", "a positive integer")
         ),
-        **dict.fromkeys(("seed", "eval_interval", "eval_episodes"), Range(">= 0", "a non-negative integer")),
+        **dict.fromkeys(
+            ("seed", "eval_interval", "eval_episodes", "rotation", "window_refresh"),
+            Range(">= 0", "a non-negative integer"),
+        ),
+        **dict.fromkeys(("val_transitions", "refresh_blocks"), Range(">= 1", "a positive integer")),
     }
 
     def __post_init__(self):
@@ -112,14 +134,21 @@ class TrainConfig:
                 raise ScalerlError(f"--{name.replace('_', '-')}: expected a multiple of --log-interval")
 
 
+@partial(jax.jit, static_argnames=("agent_cls", "config"))
+def _create(keys, example, agent_cls, config):
+    """``[S]`` agents from ``[S]`` keys and an example batch (the example is an argument, so it is not baked in)."""
+    return jax.vmap(lambda key: agent_cls.create(key, example, config))(keys)
+
+
 def create_agents(agent_cls, config, dataset: Dataset, sampler: GoalSamplerConfig, keys: jax.Array):
     """Create one agent per key (vmapped), from an example batch of the dataset.
 
-    Creation is one jitted program (cached by the persistent compilation cache) rather than hundreds of small
-    op-by-op compilations; the parameters are bitwise the same either way.
+    Creation is one jitted program (cached by the persistent compilation cache, and in this process for the same
+    agent, config and example shapes) rather than hundreds of small op-by-op compilations; the parameters are bitwise
+    the same either way.
     """
     example = sample_batch(jax.random.PRNGKey(0), dataset, sampler, 1)
-    agents = jax.jit(jax.vmap(lambda key: agent_cls.create(key, example, config)))(keys)
+    agents = _create(keys, example, agent_cls, config)
     # Target parameters start as the online ones; give every leaf its own buffer so the agents can be donated.
     return jax.tree.map(lambda x: x.copy(), agents)
 
@@ -246,10 +275,33 @@ def check_goal_dim(dataset: Dataset, goal_rep: str, env_name: str) -> None:
         )
 
 
+def mean_info(chunks: list[tuple[dict, int, float]]) -> dict:
+    """The info of a metrics line from its chunks' ``(info, updates, seconds)``: the one chunk's info as it is, or the
+    update-weighted mean of several (float64 on the host; a log interval cut by window refreshes)."""
+    if len(chunks) == 1:
+        return chunks[0][0]
+    total = sum(count for _, count, _ in chunks)
+    infos = [jax.device_get(info) for info, _, _ in chunks]
+    return {
+        key: sum(np.asarray(info[key], np.float64) * count for info, (_, count, _) in zip(infos, chunks)) / total
+        for key in infos[0]
+    }
+
+
+TRAIN_FIELDS_ADDED = ("val_transitions", "window", "window_refresh", "refresh_blocks", "rotation")
+"""``TrainConfig`` fields added after runs were made: a run whose ``config.json`` lacks them resumes at their defaults
+(the behaviour it had)."""
+
+
 def train(
     config: TrainConfig, agent_config, resume: bool = False, progress: bool = True, opex: OpexConfig | None = None
 ) -> str:
     """Train ``config.seeds`` agents on a dataset; returns the run directory.
+
+    The data are the whole dataset on the device, or a window of a packed store that a background reader refreshes
+    between chunks, or the reference's one-file rotation (:func:`scalerl.offline.window.open_training_data`); chunks
+    end where the data change, which never changes the agents (the window of update ``t`` depends only on the seed and
+    ``t``).
 
     Args:
         config: the loop's settings.
@@ -260,8 +312,7 @@ def train(
         opex: improve actions at evaluation with OPEX (test-time gradient steps on the critic; no weight update).
     """
     from scalerl.agents import get_agent, sampler_config
-    from scalerl.data import load_dataset
-    from scalerl.manifest import list_shards
+    from scalerl.offline.window import open_training_data
     from scalerl.progress import progress_bar
 
     timer = RunTimer()
@@ -275,70 +326,82 @@ def train(
     run_dir = config.out
     saved = {"train": dataclasses.asdict(config), "agent": dataclasses.asdict(agent_config)}
     saved_json = json.loads(json.dumps(saved, default=str))
-    defaults = json.loads(json.dumps({"agent": dataclasses.asdict(config_cls())}, default=str))
+    added = {field.name: field.default for field in dataclasses.fields(TrainConfig) if field.name in TRAIN_FIELDS_ADDED}
+    defaults = json.loads(json.dumps({"agent": dataclasses.asdict(config_cls()), "train": added}, default=str))
     check_run_dir(run_dir, saved_json, resume, defaults=defaults)
+    checkpoints = list_checkpoints(run_dir) if resume else []
+    start = checkpoints[-1][0] if checkpoints else 0
     # Everything that can fail on bad input (data, agent config) happens before the run directory is written.
     sampler = sampler_config(agent_config)
-    dataset = load_dataset(config.data, env_name=config.env)
-    check_goal_dim(dataset, sampler.goal_rep, config.env)
-    val_dataset = None
-    if config.validate:
-        try:
-            list_shards(config.data, "val")
-        except ScalerlError:
-            pass  # no -val data: training losses only
-        else:
-            val_dataset = load_dataset(config.data, env_name=config.env, split="val", check_obs_dim=False)
-    keys = seed_keys(config.seed, config.seeds)
-    init_keys, data_keys, val_keys = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys) for i in range(3))
-    agents = create_agents(agent_cls, agent_config, dataset, sampler, init_keys)
-    write_config(run_dir, saved_json)  # a resumed run's new --steps and intervals
+    data = open_training_data(config, start, agent_config.batch_size)
+    try:
+        dataset = data.dataset_at(start)
+        check_goal_dim(dataset, sampler.goal_rep, config.env)
+        keys = seed_keys(config.seed, config.seeds)
+        init_keys, data_keys, val_keys = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys) for i in range(3))
+        agents = create_agents(agent_cls, agent_config, dataset, sampler, init_keys)
+        write_config(run_dir, saved_json)  # a resumed run's new --steps and intervals
+        if data.description:
+            print(data.description, flush=True)
 
-    metrics_path = os.path.join(run_dir, METRICS_FILE)
-    eval_path = os.path.join(run_dir, EVAL_FILE)
-    start = 0
-    if resume:
-        checkpoints = list_checkpoints(run_dir)
-        if checkpoints:
-            start, path = checkpoints[-1]
-            agents = restore_checkpoint(path, agents)
-        truncate_jsonl(metrics_path, start)
-        truncate_jsonl(eval_path, start)
-        timer.previous_s = logged_total_s(metrics_path, start)
-    elif os.path.exists(metrics_path):
-        os.remove(metrics_path)
+        metrics_path = os.path.join(run_dir, METRICS_FILE)
+        eval_path = os.path.join(run_dir, EVAL_FILE)
+        if resume:
+            if checkpoints:
+                agents = restore_checkpoint(checkpoints[-1][1], agents)
+            truncate_jsonl(metrics_path, start)
+            truncate_jsonl(eval_path, start)
+            timer.previous_s = logged_total_s(metrics_path, start)
+        elif os.path.exists(metrics_path):
+            os.remove(metrics_path)
 
-    sinks = MetricSinks(run_dir, config.tensorboard, config.wandb_project, saved_json)
-    batch_size = agent_config.batch_size
-    bar = progress_bar(
-        config.steps, initial=start, unit="upd", desc=f"{config.agent} x{config.seeds}", enabled=progress
-    )
-    step = start
-    while step < config.steps:
-        # Up to the next multiple of log_interval, so a run resumed from any step logs where an uninterrupted one does.
-        count = min(config.log_interval - step % config.log_interval, config.steps - step)
-        chunk_started = time.perf_counter()
-        agents, info = train_chunk(agents, dataset, data_keys, step, sampler, batch_size, count)
-        info = jax.block_until_ready(info)
-        chunk_s = time.perf_counter() - chunk_started
-        step += count
-        rows = info_rows(step, info, config.seeds, "train/")
-        if val_dataset is not None:
-            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(val_keys, step)
-            val_info = validation_info(agents, val_dataset, step_keys, sampler, batch_size)
-            rows = [{**row, **val_row} for row, val_row in zip(rows, info_rows(step, val_info, config.seeds, "val/"))]
-        times = timer.interval(count, chunk_s)
-        rows = [{**row, **times} for row in rows]
-        append_jsonl(metrics_path, rows)
-        sinks.write(rows)
-        bar.update(count)
-        if config.eval_interval and step % config.eval_interval == 0 and step < config.steps and config.eval_episodes:
-            eval_rows = run_evaluation(agents, config.env, config.eval_episodes, config.seed, step, False, opex=opex)
-            append_jsonl(eval_path, eval_rows)
-            sinks.write(eval_rows)
-        if step % config.save_interval == 0 or step == config.steps:
-            save_checkpoint(run_dir, step, agents, config.keep_checkpoints)
-    bar.close()
+        sinks = MetricSinks(run_dir, config.tensorboard, config.wandb_project, saved_json)
+        batch_size = agent_config.batch_size
+        bar = progress_bar(
+            config.steps, initial=start, unit="upd", desc=f"{config.agent} x{config.seeds}", enabled=progress
+        )
+        step = start
+        pending = []  # (info, updates, seconds) of the chunks since the last metrics line
+        while step < config.steps:
+            # Up to the next multiple of log_interval, so a run resumed from any step logs where an uninterrupted one
+            # does, and no further than the next change of the data (a window refresh, the next rotation file).
+            count = min(config.log_interval - step % config.log_interval, config.steps - step)
+            change = data.next_change(step)
+            if change is not None:
+                count = min(count, change - step)
+            chunk_started = time.perf_counter()  # a window refresh written before the chunk counts in its time
+            dataset = data.dataset_at(step)
+            agents, info = train_chunk(agents, dataset, data_keys, step, sampler, batch_size, count)
+            info = jax.block_until_ready(info)
+            pending.append((info, count, time.perf_counter() - chunk_started))
+            step += count
+            bar.update(count)
+            if step % config.log_interval and step < config.steps:
+                continue  # a chunk cut by a change of the data: its line comes at the log step
+            rows = info_rows(step, mean_info(pending), config.seeds, "train/")
+            val_dataset = data.validation_at(step)
+            if val_dataset is not None:
+                step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(val_keys, step)
+                val_info = validation_info(agents, val_dataset, step_keys, sampler, batch_size)
+                val_rows = info_rows(step, val_info, config.seeds, "val/")
+                rows = [{**row, **val_row} for row, val_row in zip(rows, val_rows)]
+            times = timer.interval(sum(p[1] for p in pending), sum(p[2] for p in pending))
+            pending = []
+            rows = [{**row, **times} for row in rows]
+            append_jsonl(metrics_path, rows)
+            sinks.write(rows)
+            evaluate_now = config.eval_interval and step % config.eval_interval == 0 and step < config.steps
+            if evaluate_now and config.eval_episodes:
+                eval_rows = run_evaluation(
+                    agents, config.env, config.eval_episodes, config.seed, step, False, opex=opex
+                )
+                append_jsonl(eval_path, eval_rows)
+                sinks.write(eval_rows)
+            if step % config.save_interval == 0 or step == config.steps:
+                save_checkpoint(run_dir, step, agents, config.keep_checkpoints)
+        bar.close()
+    finally:
+        data.close()
     if config.eval_episodes and not has_step(eval_path, config.steps):
         eval_rows = run_evaluation(
             agents, config.env, config.eval_episodes, config.seed, config.steps, progress, opex=opex

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import socket
 import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -116,6 +117,12 @@ def test_bad_methods_and_study_directories_are_refused_before_any_work(tmp_path)
     with pytest.raises(ScalerlError, match="^--methods: rsharsa-k0: --agent.levels"):
         run_study(StudyConfig(methods="rsharsa-k0"), str(tmp_path / "new"))
     assert not (tmp_path / "new").exists()
+    locked = tmp_path / "locked"  # a driver is running this study (this process stands in for it)
+    locked.mkdir()
+    (locked / ".sweep.lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    with pytest.raises(ScalerlError, match="another `scalerl sweep`"):
+        run_study(SMALL, str(locked))
+    assert os.listdir(locked) == [".sweep.lock"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "file").write_text("x")
     with pytest.raises(ScalerlError, match="is not empty and holds no study.json"):

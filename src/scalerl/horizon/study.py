@@ -42,6 +42,7 @@ from scalerl.flags import with_field_options
 from scalerl.ranges import Range, agent_flag, check_ranges, option_flag
 
 STUDY_FILE = "study.json"
+LOCK_FILE = ".sweep.lock"  # the sweep machinery's lock, taken on the study directory by its driver
 SWEEP_FILE = "sweep.toml"
 TIMINGS_FILE = "timings.json"
 DATA_DIR = "data"
@@ -442,7 +443,7 @@ def check_study_dir(config: StudyConfig, study_dir: str) -> None:
                     f"{option_flag(name)}: {study_dir} holds a study with {option_flag(name)} {getattr(previous, name)}"
                     f", not {getattr(config, name)}; give the same settings (the grid may grow) or another --out"
                 )
-    elif os.path.isdir(study_dir) and os.listdir(study_dir):
+    elif os.path.isdir(study_dir) and set(os.listdir(study_dir)) - {LOCK_FILE}:
         raise ScalerlError(f"--out: {study_dir} is not empty and holds no {STUDY_FILE}; choose another --out")
     elif os.path.exists(study_dir) and not os.path.isdir(study_dir):
         raise ScalerlError(f"--out: {study_dir} is a file, not a directory")
@@ -494,45 +495,47 @@ def run_study(
     """Run (or finish) a study in ``out`` and write its report.
 
     Every check comes first (the settings, the methods, the study directory, the Ray connection); then the datasets,
-    the sweep of trials, the report.
+    the sweep of trials, the report. The driver holds the study directory's lock throughout (the sweep machinery's
+    lock), so a second driver on the same directory is refused before it writes or generates anything.
 
     Returns:
         ``(report.md path, names of the trials that failed)``.
     """
     from scalerl.horizon.report import write_study_report
-    from scalerl.scaling.sweep import connect_ray, run_sweep
+    from scalerl.scaling.sweep import _Lock, connect_ray, run_sweep
 
     started = time.perf_counter()
     check_study(config)
     study_dir = os.path.abspath(out)
     check_study_dir(config, study_dir)
-    ray, owns_connection = connect_ray(ray_address) if ray_address else (None, False)
-    try:
-        prepare_study_dir(config, study_dir)
-        # Trials (and a GPU driver) share devices: no process preallocates most of a GPU's memory.
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        data_s = generate_datasets(config, study_dir, progress)
-        spec = build_spec(config, study_dir)
-        sweep_started = time.perf_counter()
-        summary = run_sweep(spec, spec.out, ray_address=ray_address, progress=progress)
-        sweep_s = time.perf_counter() - sweep_started
-    finally:
-        if owns_connection:
-            ray.shutdown()
-    _append_timing(
-        study_dir,
-        {
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "data_s": round(data_s, 1),
-            "sweep_s": round(sweep_s, 1),
-            "total_s": round(time.perf_counter() - started, 1),
-            "trials": summary.total,
-            "skipped": summary.skipped,
-            "failed": len(summary.failed),
-        },
-    )
-    report = write_study_report(config, study_dir)
-    return report, summary.failed
+    os.makedirs(study_dir, exist_ok=True)
+    with _Lock(study_dir):
+        ray, owns_connection = connect_ray(ray_address) if ray_address else (None, False)
+        try:
+            prepare_study_dir(config, study_dir)
+            # Trials (and a GPU driver) share devices: no process preallocates most of a GPU's memory.
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+            data_s = generate_datasets(config, study_dir, progress)
+            spec = build_spec(config, study_dir)
+            sweep_started = time.perf_counter()
+            summary = run_sweep(spec, spec.out, ray_address=ray_address, progress=progress)
+            sweep_s = time.perf_counter() - sweep_started
+        finally:
+            if owns_connection:
+                ray.shutdown()
+        _append_timing(
+            study_dir,
+            {
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "data_s": round(data_s, 1),
+                "sweep_s": round(sweep_s, 1),
+                "total_s": round(time.perf_counter() - started, 1),
+                "trials": summary.total,
+                "skipped": summary.skipped,
+                "failed": len(summary.failed),
+            },
+        )
+        return write_study_report(config, study_dir), summary.failed
 
 
 def _horizon_study(

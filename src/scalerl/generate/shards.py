@@ -135,8 +135,48 @@ def resolve_shard_slice(bounds: tuple[int | None, int | None] | None, num_shards
     return start, stop
 
 
+class ShardLayout:
+    """How a plan's episodes fall into shard files; a plan class with ``task``, ``dataset_type``,
+    ``episode_length``, ``episodes_per_shard`` and ``total_episodes`` fields inherits it (:class:`DatasetPlan`, the
+    horizon testbed's plan)."""
+
+    task: str
+    dataset_type: str
+    episode_length: int
+    episodes_per_shard: int
+    total_episodes: int
+
+    @property
+    def dataset_name(self) -> str:
+        """OGBench's dataset stem, e.g. ``puzzle-3x3-play-v0``."""
+        return f"{self.task}-{self.dataset_type}-v0"
+
+    @property
+    def num_shards(self) -> int:
+        """Number of shards."""
+        return math.ceil(self.total_episodes / self.episodes_per_shard)
+
+    @property
+    def transitions(self) -> int:
+        """Training transitions over all shards."""
+        return self.total_episodes * self.episode_length
+
+    def episodes(self, index: int) -> int:
+        """Training episodes of shard ``index``."""
+        return min(self.episodes_per_shard, self.total_episodes - index * self.episodes_per_shard)
+
+    def val_episodes(self, index: int) -> int:
+        """Validation episodes of shard ``index``: 10% of its training episodes, at least one."""
+        return max(1, self.episodes(index) // 10)
+
+    def shard_file(self, index: int, val: bool = False) -> str:
+        """File name of shard ``index`` (or of its validation companion): 5 digits, more only past shard 99999, so
+        a file's name never changes when the dataset grows."""
+        return f"{self.dataset_name}-{index:05d}{'-val' if val else ''}.npz"
+
+
 @dataclasses.dataclass(frozen=True)
-class DatasetPlan:
+class DatasetPlan(ShardLayout):
     """Everything that determines a dataset's bytes.
 
     Attributes:
@@ -163,41 +203,13 @@ class DatasetPlan:
         return TASKS[self.task].env_id
 
     @property
-    def dataset_name(self) -> str:
-        """OGBench's dataset stem, e.g. ``puzzle-3x3-play-v0``."""
-        return f"{self.task}-{self.dataset_type}-v0"
-
-    @property
-    def num_shards(self) -> int:
-        """Number of shards."""
-        return math.ceil(self.total_episodes / self.episodes_per_shard)
-
-    @property
     def val_episodes_per_shard(self) -> int:
         """Validation episodes of a full shard."""
         return self.val_episodes(0)
 
-    @property
-    def transitions(self) -> int:
-        """Training transitions over all shards."""
-        return self.total_episodes * self.episode_length
-
-    def episodes(self, index: int) -> int:
-        """Training episodes of shard ``index``."""
-        return min(self.episodes_per_shard, self.total_episodes - index * self.episodes_per_shard)
-
-    def val_episodes(self, index: int) -> int:
-        """Validation episodes of shard ``index``: 10% of its training episodes, at least one."""
-        return max(1, self.episodes(index) // 10)
-
     def shard_steps(self, index: int) -> int:
         """Environment steps of shard ``index``, its validation companion included (progress units)."""
         return (self.episodes(index) + self.val_episodes(index)) * self.episode_length
-
-    def shard_file(self, index: int, val: bool = False) -> str:
-        """File name of shard ``index`` (or of its validation companion): 5 digits, more only past shard 99999, so
-        a file's name never changes when the dataset grows."""
-        return f"{self.dataset_name}-{index:05d}{'-val' if val else ''}.npz"
 
     def identity(self) -> dict[str, Any]:
         """The manifest header's plan fields: all must match for a directory to be resumed, all but

@@ -38,7 +38,7 @@ import numpy as np
 
 from scalerl.atomic import TEMP_PREFIX, atomic_path
 from scalerl.errors import ScalerlError
-from scalerl.generate.shards import COMPRESSION, parse_size, write_npz
+from scalerl.generate.shards import COMPRESSION, ShardLayout, parse_size, write_npz
 from scalerl.horizon.env import cell_of, point_step, point_success
 from scalerl.horizon.tasks import (
     HORIZON_DATASET_TYPES,
@@ -72,7 +72,7 @@ GOAL_CANDIDATES = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class HorizonPlan:
+class HorizonPlan(ShardLayout):
     """Everything that determines a horizon dataset's bytes.
 
     Attributes:
@@ -99,34 +99,6 @@ class HorizonPlan:
     def spec(self) -> HorizonSpec:
         """The task's spec."""
         return parse_horizon_name(self.task)[0]
-
-    @property
-    def dataset_name(self) -> str:
-        """The dataset stem, e.g. ``maze-n32-navigate-v0``."""
-        return f"{self.task}-{self.dataset_type}-v0"
-
-    @property
-    def num_shards(self) -> int:
-        """Number of shards."""
-        return math.ceil(self.total_episodes / self.episodes_per_shard)
-
-    @property
-    def transitions(self) -> int:
-        """Training transitions over all shards."""
-        return self.total_episodes * self.episode_length
-
-    def episodes(self, index: int) -> int:
-        """Training episodes of shard ``index``."""
-        return min(self.episodes_per_shard, self.total_episodes - index * self.episodes_per_shard)
-
-    def val_episodes(self, index: int) -> int:
-        """Validation episodes of shard ``index``: 10% of its training episodes, at least one."""
-        return max(1, self.episodes(index) // 10)
-
-    def shard_file(self, index: int, val: bool = False) -> str:
-        """File name of shard ``index`` (or of its validation companion)."""
-        width = max(5, len(str(self.num_shards - 1)))
-        return f"{self.dataset_name}-{index:0{width}d}{'-val' if val else ''}.npz"
 
     def identity(self) -> dict[str, Any]:
         """The manifest fields that must match for a directory to be resumed rather than refused."""
